@@ -10,7 +10,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -levent_pthreads -l
 LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
-SAN_FLAGS  := $(if $(filter 1,$(SAN)),-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+SAN_FLAGS  := $(if $(filter 1,$(SAN)),-fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 OPT        ?= -O2 -g
 BASE_FLAGS := $(OPT) $(SAN_FLAGS) -D_GNU_SOURCE -I$(LLHTTP_INC) -I. $(PKG_CFLAGS) -MMD -MP
 OUR_FLAGS  := -std=c11 -Wall -Wextra -Werror $(BASE_FLAGS)
