@@ -110,6 +110,11 @@ class Child {
         }, timeoutMs, `${this.name} ${what}`);
     }
 
+    /* Wait for the process to exit on its own; resolves to {code, signal}, rejects on timeout. */
+    waitExit(timeoutMs = WAIT_TIMEOUT_MS) {
+        return this.w.wait(() => this.exit, timeoutMs, `${this.name} to exit`);
+    }
+
     /* Index to pass as `since` to only see lines logged from now on. */
     mark() { return this.lines.length; }
 
@@ -157,16 +162,20 @@ export async function startSim(args = [], opts = {}) {
 /* Start the proxy: `litebrain-proxy --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0
  * --upstream <u> ...args --log-level debug` where <u> is opts.upstream, or the url of opts.sim,
  * or nothing when args already carries --upstream.  Resolves once it logged "listening" with
- * port and metrics_port.  opts.noWait: do not wait (for tests that expect a startup failure).
+ * port and metrics_port.  opts.noWait: do not wait (for tests that expect a startup failure);
+ * opts.raw: argv is exactly args (no --listen/--upstream/--log-level added).  Later flags win,
+ * so args may override the defaults (e.g. another --listen).
  * The returned object has port, metricsPort, url, logs, waitLog(pred, timeoutMs, since),
  * mark(), stop(signal) → exit code. */
 export async function startProxy(args = [], env = {}, opts = {}) {
     const argv = [];
-    if (!opts.noListen) argv.push('--listen', `${HOST}:0`, '--metrics-listen', `${HOST}:0`);
-    const up = opts.upstream || (opts.sim && opts.sim.url);
-    if (up && !args.includes('--upstream')) argv.push('--upstream', up);
+    if (!opts.raw) {
+        argv.push('--listen', `${HOST}:0`, '--metrics-listen', `${HOST}:0`);
+        const up = opts.upstream || (opts.sim && opts.sim.url);
+        if (up && !args.includes('--upstream')) argv.push('--upstream', up);
+    }
     argv.push(...args);
-    if (!argv.includes('--log-level')) argv.push('--log-level', 'debug');
+    if (!opts.raw && !argv.includes('--log-level')) argv.push('--log-level', 'debug');
     const px = new Child('litebrain-proxy', opts.bin || PROXY_BIN, argv,
         { LITEBRAIN_CONTROLLER: 'off', ...env }, 'stderr');
     px.logs = px.lines;
@@ -215,6 +224,7 @@ const HEAD_END = Buffer.from('\r\n\r\n');
  * chunks parsed so far. */
 export function parseChunked(buf) {
     const chunks = [];
+    const ends = [];                 // offset just past each chunk's data (chunk k ends at ends[k])
     let off = 0;
     for (;;) {
         const eol = buf.indexOf(CRLF, off);
@@ -229,7 +239,7 @@ export function parseChunked(buf) {
             for (;;) {
                 const e2 = buf.indexOf(CRLF, p);
                 if (e2 < 0) return { chunks, body: Buffer.concat(chunks), complete: false, consumed: off };
-                if (e2 === p) return { chunks, body: Buffer.concat(chunks), complete: true, consumed: e2 + 2, trailers };
+                if (e2 === p) return { chunks, ends, body: Buffer.concat(chunks), complete: true, consumed: e2 + 2, trailers };
                 trailers.push(buf.subarray(p, e2).toString('latin1'));
                 p = e2 + 2;
             }
@@ -239,9 +249,41 @@ export function parseChunked(buf) {
             return { chunks, body: Buffer.concat(chunks), complete: false, consumed: off, error: 'chunk not followed by CRLF' };
         }
         chunks.push(buf.subarray(eol + 2, eol + 2 + size));
+        ends.push(eol + 2 + size);
         off = eol + 4 + size;
     }
-    return { chunks, body: Buffer.concat(chunks), complete: false, consumed: off };
+    return { chunks, ends, body: Buffer.concat(chunks), complete: false, consumed: off };
+}
+
+/* Streaming chunked-body decoder for large bodies (nothing is kept): push(buf) returns the
+ * decoded byte count of that piece; `done` once the 0-chunk's trailer section ended; `error`
+ * on bad framing; `decoded` is the running total. */
+export class ChunkedDecoder {
+    constructor() { this.state = 'size'; this.line = ''; this.left = 0; this.decoded = 0; this.done = false; this.error = null; }
+    push(buf) {
+        let n = 0;
+        for (let i = 0; i < buf.length && !this.done && !this.error;) {
+            if (this.state === 'data') {
+                const k = Math.min(this.left, buf.length - i);
+                n += k; i += k; this.left -= k;
+                if (this.left === 0) { this.state = 'crlf'; this.line = ''; }
+                continue;
+            }
+            const c = buf[i++];
+            if (c !== 0x0a) { this.line += String.fromCharCode(c); if (this.line.length > 1024) this.error = 'line too long'; continue; }
+            if (!this.line.endsWith('\r')) { this.error = 'bare LF'; break; }
+            const l = this.line.slice(0, -1);
+            this.line = '';
+            if (this.state === 'crlf') { if (l !== '') this.error = 'chunk not followed by CRLF'; this.state = 'size'; continue; }
+            if (this.state === 'trailer') { if (l === '') this.done = true; continue; }
+            const s = l.split(';')[0].trim();
+            if (!/^[0-9a-fA-F]+$/.test(s)) { this.error = `bad chunk size ${JSON.stringify(s)}`; break; }
+            this.left = parseInt(s, 16);
+            this.state = this.left === 0 ? 'trailer' : 'data';
+        }
+        this.decoded += n;
+        return n;
+    }
 }
 
 /* Parse one HTTP/1.x response at buf[0].  opts.head: the request was HEAD; opts.eof: the
@@ -445,3 +487,27 @@ export function normHeaders(headers, drop = []) {
     return headers.filter(([k]) => !drop.includes(k.toLowerCase()))
         .map(([k, v]) => `${k.toLowerCase()}: ${v}`).sort();
 }
+
+/* A loopback port that was free a moment ago (bind port 0, close).  For "nothing listens
+ * here" cases; a later bind of the same port may race with other programs, rarely. */
+export async function freePort() {
+    const s = net.createServer();
+    s.listen(0, HOST);
+    await once(s, 'listening');
+    const { port } = s.address();
+    s.close();
+    await once(s, 'close');
+    return port;
+}
+
+/* Values of header `name` (case-insensitive) in a simulator `request` event. */
+export function evHeaders(ev, name) {
+    return (ev.headers || []).filter(([k]) => k.toLowerCase() === name.toLowerCase()).map(([, v]) => v);
+}
+
+/* The request bytes' Host header value for a port. */
+export const hostOf = (port) => `${HOST}:${port}`;
+
+/* Models of the simulator's default table the tests use. */
+export const MODEL = 'qwen2.5:3b';
+export const EMBED_MODEL = 'nomic-embed-text';
