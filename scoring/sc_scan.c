@@ -1,0 +1,644 @@
+/* sc_scan.c — a single-pass, allocation-free JSON scanner over request bodies.
+ *
+ * It walks the body once, validating strict RFC 8259 syntax (not UTF-8: Ollama's Go decoder
+ * accepts invalid UTF-8 too), and counts words and keyword hits in place inside the strings
+ * that carry text.  Image strings are only skipped (8 bytes per step), never copied.  Nesting
+ * deeper than SC_JSON_DEPTH_MAX makes the body invalid; subtrees we do not care about are
+ * skipped by an iterative walker with a bit stack, so no input can exhaust the C stack.
+ * Why not jansson here: see scoring/README.md ("Why a scanner of our own"). */
+#include "scoring/sc_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Byte classes inside strings. */
+enum { C_OTHER = 0, C_SPACE, C_ALNUM, C_QUOTE, C_BSLASH, C_CTRL, C_HIGH, C_CJK };
+
+/* GNU range designators keep this table readable; gcc and clang both accept them in C11. */
+static const uint8_t sc_cls[256] = {
+    [0 ... 0x1f] = C_CTRL,
+    [' '] = C_SPACE,
+    ['"'] = C_QUOTE,
+    ['\\'] = C_BSLASH,
+    ['0' ... '9'] = C_ALNUM,
+    ['A' ... 'Z'] = C_ALNUM,
+    ['a' ... 'z'] = C_ALNUM,
+    [0x80 ... 0xe2] = C_HIGH,
+    [0xe3 ... 0xed] = C_CJK,    /* lead bytes of U+3000..U+DFFF: CJK, kana, Hangul */
+    [0xee ... 0xff] = C_HIGH,
+};
+
+typedef struct sc_sink {
+    uint64_t words;             /* words seen */
+    uint64_t hits;              /* keyword hits seen */
+} sc_sink;
+
+typedef struct sc_scan {
+    const uint8_t *p;           /* cursor */
+    const uint8_t *end;         /* one past the body */
+    const sc_kwset *kw;         /* keywords to count */
+    int depth;                  /* nesting of the value being walked */
+    sc_sink cur;                /* current turn: prompt, system, suffix, input, last message */
+    sc_sink pending;            /* the latest non-system message, not yet known to be last */
+    int has_pending;            /* 1 when pending holds a message */
+    uint64_t hmsgs;             /* earlier messages */
+    uint64_t hwords;            /* their words */
+    uint64_t ctx;               /* "context" tokens and token-id prompt/input items */
+    uint64_t images;            /* images */
+    uint64_t image_bytes;       /* their base64 bytes */
+    uint64_t tools;             /* tool / function definitions */
+    double num_ctx;             /* options.num_ctx */
+    double num_predict;         /* num_predict / max_tokens / max_completion_tokens */
+    int schema;                 /* a JSON schema was given */
+    int think;                  /* thinking was requested */
+} sc_scan;
+
+/* Token state of the text scanner (a token is a run of ASCII letters/digits). */
+typedef struct sc_tok {
+    int in_word;                /* inside a whitespace-delimited word */
+    int state;                  /* 0 none, 1 keyword candidate, 2 cannot match */
+    size_t len;                 /* bytes in buf */
+    char buf[SC_TOKEN_MAX];     /* lower-case token so far (candidates only) */
+} sc_tok;
+
+static void ws(sc_scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+/* Next non-blank byte without consuming it, or -1 at the end. */
+static int peek(sc_scan *s)
+{
+    ws(s);
+    return s->p < s->end ? *s->p : -1;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode the escape after a backslash (cursor on the byte after '\').  Returns the code
+ * unit (0..0xFFFF) and advances, or -1 when invalid. */
+static long escape(sc_scan *s)
+{
+    if (s->p >= s->end) return -1;
+    switch (*s->p++) {
+    case '"': return '"';
+    case '\\': return '\\';
+    case '/': return '/';
+    case 'b': return '\b';
+    case 'f': return '\f';
+    case 'n': return '\n';
+    case 'r': return '\r';
+    case 't': return '\t';
+    case 'u': break;
+    default: return -1;
+    }
+    if (s->end - s->p < 4) return -1;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(s->p[i]);
+        if (h < 0) return -1;
+        v = v * 16 + h;
+    }
+    s->p += 4;
+    return v;
+}
+
+/* Skip a string (cursor after the opening quote) and return its raw length in *len, or -1.
+ * Eight bytes per step until a quote, backslash or control byte may be near. */
+static int skip_string(sc_scan *s, uint64_t *len)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint8_t *start = s->p;
+    for (;;) {
+        while (s->end - s->p >= 8) {
+            uint64_t x;
+            memcpy(&x, s->p, 8);
+            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+            /* (v - ones) & ~v & highs is non-zero iff some byte of v is zero (resp. < 0x20) */
+            uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x);
+            if (hit & highs) break;
+            s->p += 8;
+        }
+        if (s->p >= s->end) return -1;
+        uint8_t c = *s->p++;
+        if (c == '"') break;
+        if (c < 0x20) return -1;
+        if (c == '\\' && escape(s) < 0) return -1;
+    }
+    if (len) *len = (uint64_t)(s->p - start - 1);
+    return 0;
+}
+
+/* Copy a string's decoded bytes (cursor after the quote) into buf (NUL-terminated,
+ * truncated to cap-1); the whole string is still validated.  0 or -1. */
+static int copy_string(sc_scan *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        if (s->p >= s->end) return -1;
+        uint8_t c = *s->p++;
+        long v = c;
+        if (c == '"') break;
+        if (c < 0x20) return -1;
+        if (c == '\\' && (v = escape(s)) < 0) return -1;
+        if (v < 0x80) {
+            if (n + 1 < cap) buf[n++] = (char)v;
+        } else if (c == '\\') {
+            if (n + 1 < cap) buf[n++] = '?';  /* non-ASCII escapes never matter for our keys */
+        } else if (n + 1 < cap) {
+            buf[n++] = (char)c;
+        }
+    }
+    if (cap) buf[n] = '\0';
+    return 0;
+}
+
+static void tok_end(const sc_kwset *kw, sc_tok *t, sc_sink *k)
+{
+    if (t->state == 1 && sc_kwset_match(kw, t->buf, t->len)) k->hits++;
+    t->state = 0;
+}
+
+/* Feed one decoded character of class cl (c its lower-case ASCII value for C_ALNUM). */
+static void tok_feed(const sc_kwset *kw, sc_tok *t, sc_sink *k, int cl, uint8_t c)
+{
+    switch (cl) {
+    case C_SPACE:
+        if (t->state) tok_end(kw, t, k);
+        t->in_word = 0;
+        break;
+    case C_ALNUM:
+        if (!t->in_word) { t->in_word = 1; k->words++; }
+        if (t->state == 0) {
+            t->state = kw->first_lo[c] != kw->first_hi[c] ? 1 : 2;
+            t->len = 0;
+        }
+        if (t->state == 1) {
+            if (t->len < SC_TOKEN_MAX) t->buf[t->len++] = (char)c;
+            else t->state = 2;
+        }
+        break;
+    case C_CJK:         /* an ideograph is a word of its own (CJK text has no spaces) */
+        if (t->state) tok_end(kw, t, k);
+        k->words++;
+        t->in_word = 1;
+        t->state = 2;   /* letters glued to it are not a whole word */
+        break;
+    case C_HIGH:        /* non-ASCII letters: part of the word, never part of a keyword */
+        if (!t->in_word) { t->in_word = 1; k->words++; }
+        t->state = 2;
+        break;
+    default:            /* punctuation: part of the word, ends a token */
+        if (!t->in_word) { t->in_word = 1; k->words++; }
+        if (t->state) tok_end(kw, t, k);
+        break;
+    }
+}
+
+/* Class of a code unit from a \u escape. */
+static int escaped_class(long v, uint8_t *lc)
+{
+    if (v < 0x80) {
+        *lc = (uint8_t)(v >= 'A' && v <= 'Z' ? v + 32 : v);
+        if (v <= 0x20) return C_SPACE;      /* \n, \t, ... and the space itself */
+        return sc_cls[v] == C_ALNUM ? C_ALNUM : C_OTHER;
+    }
+    if (v == 0xa0 || v == 0x1680 || (v >= 0x2000 && v <= 0x200a) || v == 0x2028 ||
+        v == 0x2029 || v == 0x202f || v == 0x205f || v == 0x3000)
+        return C_SPACE;
+    if (v >= 0x3000 && v <= 0xd7ff) return C_CJK;
+    return C_HIGH;
+}
+
+/* Count words and keyword hits of a string into k (cursor after the opening quote). */
+static int scan_text(sc_scan *s, sc_sink *k)
+{
+    const sc_kwset *kw = s->kw;
+    sc_tok t = { 0, 0, 0, { 0 } };
+    const uint8_t *p = s->p, *end = s->end;
+    for (;;) {
+        if (p >= end) return -1;
+        uint8_t c = *p++;
+        int cl = sc_cls[c];
+        if (cl == C_ALNUM) {            /* the hot path, inlined */
+            if (!t.in_word) { t.in_word = 1; k->words++; }
+            if (t.state == 2) continue;
+            c |= (uint8_t)(c >= 'A' && c <= 'Z' ? 0x20 : 0);
+            tok_feed(kw, &t, k, cl, c);
+            continue;
+        }
+        if (cl == C_QUOTE) break;
+        if (cl == C_CTRL) return -1;
+        if (cl == C_HIGH && t.in_word && t.state == 2) continue;  /* UTF-8 tails */
+        if (cl == C_BSLASH) {
+            s->p = p;
+            long v = escape(s);
+            if (v < 0) return -1;
+            p = s->p;
+            cl = escaped_class(v, &c);
+        }
+        tok_feed(kw, &t, k, cl, c);
+    }
+    if (t.state) tok_end(kw, &t, k);
+    s->p = p;
+    return 0;
+}
+
+/* Scan a number; its value (saturating, fraction and exponent honoured when short) in *v. */
+static int scan_number(sc_scan *s, double *v)
+{
+    const uint8_t *st = s->p, *p = s->p, *end = s->end;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return -1;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') while (p < end && *p >= '0' && *p <= '9') p++;
+    else return -1;
+    if (p < end && *p == '.') {
+        if (++p >= end || *p < '0' || *p > '9') return -1;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return -1;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    s->p = p;
+    if (v) {
+        size_t n = (size_t)(p - st);
+        if (n < SC_NUM_COPY_MAX) {
+            char buf[SC_NUM_COPY_MAX];
+            memcpy(buf, st, n);
+            buf[n] = '\0';
+            *v = strtod(buf, NULL);
+        } else {        /* absurdly long literal: sign decides, magnitude saturates */
+            *v = *st == '-' ? -1e300 : 1e300;
+        }
+    }
+    return 0;
+}
+
+static int scan_literal(sc_scan *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) return -1;
+    s->p += n;
+    return 0;
+}
+
+/* Skip any value at the cursor.  Iterative: one bit per level records object vs array. */
+static int skip_value(sc_scan *s)
+{
+    uint8_t stack[SC_JSON_DEPTH_MAX / 8 + 1];
+    int d = 0;                          /* levels opened by this call */
+    int c;
+value:
+    c = peek(s);
+    if (c == '{' || c == '[') {
+        if (s->depth + d + 1 > SC_JSON_DEPTH_MAX) return -1;
+        int obj = c == '{';
+        uint8_t bit = (uint8_t)(1u << (d % 8));
+        if (d % 8 == 0) stack[d / 8] = 0;   /* first use of this byte */
+        stack[d / 8] = (uint8_t)(obj ? stack[d / 8] | bit : stack[d / 8] & ~bit);
+        d++;
+        s->p++;
+        c = peek(s);
+        if (c == (obj ? '}' : ']')) { s->p++; d--; goto after; }
+        if (obj) goto key;
+        goto value;
+    }
+    if (c == '"') { s->p++; if (skip_string(s, NULL) < 0) return -1; goto after; }
+    if (c == 't') { if (scan_literal(s, "true") < 0) return -1; goto after; }
+    if (c == 'f') { if (scan_literal(s, "false") < 0) return -1; goto after; }
+    if (c == 'n') { if (scan_literal(s, "null") < 0) return -1; goto after; }
+    if (c == '-' || (c >= '0' && c <= '9')) { if (scan_number(s, NULL) < 0) return -1; goto after; }
+    return -1;
+key:
+    if (peek(s) != '"') return -1;
+    s->p++;
+    if (skip_string(s, NULL) < 0 || peek(s) != ':') return -1;
+    s->p++;
+    goto value;
+after:
+    if (d == 0) return 0;
+    {
+        int obj = (stack[(d - 1) / 8] >> ((d - 1) % 8)) & 1;
+        c = peek(s);
+        if (c == ',') { s->p++; if (obj) goto key; goto value; }
+        if (c == (obj ? '}' : ']')) { s->p++; d--; goto after; }
+        return -1;
+    }
+}
+
+/* ---- container helpers for the semantic walk ---- */
+
+/* Open '{' or '[' (open is that byte).  1 when it is empty (already closed), 0 when members
+ * follow, -1 on error. */
+static int open_container(sc_scan *s, int open)
+{
+    if (peek(s) != open || s->depth + 1 > SC_JSON_DEPTH_MAX) return -1;
+    s->p++;
+    s->depth++;
+    if (peek(s) == (open == '{' ? '}' : ']')) { s->p++; s->depth--; return 1; }
+    return 0;
+}
+
+/* After a member: 0 when another follows (',' consumed), 1 when closed, -1 on error. */
+static int next_member(sc_scan *s, int close)
+{
+    int c = peek(s);
+    if (c == ',') { s->p++; return 0; }
+    if (c == close) { s->p++; s->depth--; return 1; }
+    return -1;
+}
+
+/* Read "key": into key (truncated keys never equal ours since they exceed SC_KEY_MAX-1). */
+static int read_key(sc_scan *s, char *key)
+{
+    if (peek(s) != '"') return -1;
+    s->p++;
+    if (copy_string(s, key, SC_KEY_MAX) < 0 || peek(s) != ':') return -1;
+    s->p++;
+    return 0;
+}
+
+/* Iterate an object: for each member, fn(s, key, arg).  Empty objects are fine. */
+typedef int (*sc_member_fn)(sc_scan *s, const char *key, void *arg);
+static int each_member(sc_scan *s, sc_member_fn fn, void *arg)
+{
+    char key[SC_KEY_MAX];
+    int r = open_container(s, '{');
+    while (r == 0) {
+        if (read_key(s, key) < 0 || fn(s, key, arg) < 0) return -1;
+        r = next_member(s, '}');
+    }
+    return r < 0 ? -1 : 0;
+}
+
+/* Iterate an array: fn(s, NULL, arg) for each element. */
+static int each_element(sc_scan *s, sc_member_fn fn, void *arg)
+{
+    int r = open_container(s, '[');
+    while (r == 0) {
+        if (fn(s, NULL, arg) < 0) return -1;
+        r = next_member(s, ']');
+    }
+    return r < 0 ? -1 : 0;
+}
+
+static int read_number(sc_scan *s, double *v)
+{
+    int c = peek(s);
+    if (c == '-' || (c >= '0' && c <= '9')) return scan_number(s, v);
+    return skip_value(s);
+}
+
+/* ---- the semantic walk ---- */
+
+/* prompt / system / suffix / input: a string, or (nested up to twice) arrays of strings or
+ * token ids. */
+typedef struct sc_textarg {
+    sc_sink *k;                 /* where words go */
+    int nest;                   /* array levels already entered */
+} sc_textarg;
+
+static int walk_text(sc_scan *s, const char *key, void *arg)
+{
+    sc_textarg *a = arg;
+    (void)key;
+    int c = peek(s);
+    if (c == '"') { s->p++; return scan_text(s, a->k); }
+    if (c == '-' || (c >= '0' && c <= '9')) { s->ctx++; return scan_number(s, NULL); }
+    if (c == '[' && a->nest < 2) {
+        sc_textarg in = { a->k, a->nest + 1 };
+        return each_element(s, walk_text, &in);
+    }
+    return skip_value(s);
+}
+
+static int image_string(sc_scan *s)
+{
+    uint64_t n;
+    if (skip_string(s, &n) < 0) return -1;
+    s->images++;
+    s->image_bytes += n;
+    return 0;
+}
+
+static int walk_image(sc_scan *s, const char *key, void *arg)
+{
+    (void)key; (void)arg;
+    if (peek(s) == '"') { s->p++; return image_string(s); }
+    return skip_value(s);
+}
+
+static int walk_images(sc_scan *s)
+{
+    return peek(s) == '[' ? each_element(s, walk_image, NULL) : skip_value(s);
+}
+
+/* {"url": "data:image/png;base64,..."} inside an image_url part */
+static int walk_image_url(sc_scan *s, const char *key, void *arg)
+{
+    if (strcmp(key, "url") == 0) return walk_image(s, NULL, arg);
+    return skip_value(s);
+}
+
+/* One content part: {"type":"text","text":...} or {"type":"image_url","image_url":...}. */
+static int walk_part_member(sc_scan *s, const char *key, void *arg)
+{
+    if (strcmp(key, "text") == 0) {
+        sc_textarg a = { arg, 2 };
+        return walk_text(s, NULL, &a);
+    }
+    if (strcmp(key, "image_url") == 0) {
+        int c = peek(s);
+        if (c == '"') return walk_image(s, NULL, NULL);
+        if (c == '{') return each_member(s, walk_image_url, NULL);
+    }
+    return skip_value(s);
+}
+
+static int walk_part(sc_scan *s, const char *key, void *arg)
+{
+    (void)key;
+    int c = peek(s);
+    if (c == '{') return each_member(s, walk_part_member, arg);
+    if (c == '"') { s->p++; return scan_text(s, arg); }
+    return skip_value(s);
+}
+
+typedef struct sc_msg {
+    sc_sink k;                  /* this message's words and hits */
+    char role[SC_ROLE_MAX];     /* its role */
+} sc_msg;
+
+static int walk_msg_member(sc_scan *s, const char *key, void *arg)
+{
+    sc_msg *m = arg;
+    int c = peek(s);
+    if (strcmp(key, "role") == 0 && c == '"') { s->p++; return copy_string(s, m->role, sizeof m->role); }
+    if (strcmp(key, "content") == 0) {
+        if (c == '"') { s->p++; return scan_text(s, &m->k); }
+        if (c == '[') return each_element(s, walk_part, &m->k);
+    }
+    if (strcmp(key, "images") == 0) return walk_images(s);
+    return skip_value(s);
+}
+
+static void sink_add(sc_sink *to, const sc_sink *from)
+{
+    to->words += from->words;
+    to->hits += from->hits;
+}
+
+/* A message: system prompts belong to the current turn; every other message becomes
+ * history once a later one arrives. */
+static int walk_message(sc_scan *s, const char *key, void *arg)
+{
+    (void)key; (void)arg;
+    if (peek(s) != '{') return skip_value(s);
+    sc_msg m;
+    memset(&m, 0, sizeof m);
+    if (each_member(s, walk_msg_member, &m) < 0) return -1;
+    if (strcmp(m.role, "system") == 0 || strcmp(m.role, "developer") == 0) {
+        sink_add(&s->cur, &m.k);
+        return 0;
+    }
+    if (s->has_pending) {       /* keyword hits in history are dropped on purpose */
+        s->hmsgs++;
+        s->hwords += s->pending.words;
+    }
+    s->pending = m.k;
+    s->has_pending = 1;
+    return 0;
+}
+
+static int walk_messages(sc_scan *s)
+{
+    if (peek(s) != '[') return skip_value(s);
+    if (each_element(s, walk_message, NULL) < 0) return -1;
+    if (s->has_pending) sink_add(&s->cur, &s->pending);
+    s->has_pending = 0;
+    memset(&s->pending, 0, sizeof s->pending);
+    return 0;
+}
+
+static int count_element(sc_scan *s, const char *key, void *arg)
+{
+    (void)key;
+    (*(uint64_t *)arg)++;
+    return skip_value(s);
+}
+
+static int walk_options(sc_scan *s, const char *key, void *arg)
+{
+    (void)arg;
+    if (strcmp(key, "num_ctx") == 0) return read_number(s, &s->num_ctx);
+    if (strcmp(key, "num_predict") == 0) return read_number(s, &s->num_predict);
+    return skip_value(s);
+}
+
+static int walk_response_format(sc_scan *s, const char *key, void *arg)
+{
+    char v[SC_KEY_MAX];
+    (void)arg;
+    if (strcmp(key, "json_schema") == 0) { s->schema = 1; return skip_value(s); }
+    if (strcmp(key, "type") == 0 && peek(s) == '"') {
+        s->p++;
+        if (copy_string(s, v, sizeof v) < 0) return -1;
+        if (strcmp(v, "json_schema") == 0) s->schema = 1;
+        return 0;
+    }
+    return skip_value(s);
+}
+
+/* think: true, or an effort level ("low", "medium", "high"); false / "none" / "" are off. */
+static int walk_think(sc_scan *s)
+{
+    char v[SC_KEY_MAX];
+    int c = peek(s);
+    if (c == 't') { s->think = 1; return scan_literal(s, "true"); }
+    if (c != '"') return skip_value(s);
+    s->p++;
+    if (copy_string(s, v, sizeof v) < 0) return -1;
+    if (v[0] && strcmp(v, "none") != 0 && strcmp(v, "false") != 0) s->think = 1;
+    return 0;
+}
+
+typedef struct sc_top {
+    char *model;                /* where "model" goes */
+    size_t modellen;            /* its capacity */
+} sc_top;
+
+static int walk_top(sc_scan *s, const char *key, void *arg)
+{
+    sc_top *t = arg;
+    int c = peek(s);
+    if (strcmp(key, "model") == 0 && c == '"') { s->p++; return copy_string(s, t->model, t->modellen); }
+    if (strcmp(key, "prompt") == 0 || strcmp(key, "system") == 0 || strcmp(key, "suffix") == 0 ||
+        strcmp(key, "input") == 0 || strcmp(key, "instructions") == 0) {
+        sc_textarg a = { &s->cur, 0 };
+        return walk_text(s, NULL, &a);
+    }
+    if (strcmp(key, "messages") == 0) return walk_messages(s);
+    if (strcmp(key, "images") == 0) return walk_images(s);
+    if (strcmp(key, "context") == 0 && c == '[') return each_element(s, count_element, &s->ctx);
+    if (strcmp(key, "options") == 0 && c == '{') return each_member(s, walk_options, NULL);
+    if ((strcmp(key, "tools") == 0 || strcmp(key, "functions") == 0) && c == '[')
+        return each_element(s, count_element, &s->tools);
+    if (strcmp(key, "num_predict") == 0 || strcmp(key, "max_tokens") == 0 ||
+        strcmp(key, "max_completion_tokens") == 0)
+        return read_number(s, &s->num_predict);
+    if (strcmp(key, "format") == 0 && c == '{') { s->schema = 1; return skip_value(s); }
+    if (strcmp(key, "response_format") == 0 && c == '{')
+        return each_member(s, walk_response_format, NULL);
+    if (strcmp(key, "think") == 0 || strcmp(key, "reasoning_effort") == 0) return walk_think(s);
+    return skip_value(s);
+}
+
+static uint32_t sat32(uint64_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static uint32_t num32(double v)
+{
+    if (!(v > 0)) return 0;                 /* also NaN; -1 = "unlimited" means no hint */
+    return v >= (double)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+void sc_extract(const sc_kwset *k, const char *body, size_t len, sc_features *f,
+                char *model, size_t modellen)
+{
+    sc_scan s;
+    sc_top top = { model, modellen };
+    memset(&s, 0, sizeof s);
+    memset(f, 0, sizeof *f);
+    if (modellen) model[0] = '\0';
+    s.p = (const uint8_t *)body;
+    s.end = s.p + (body ? len : 0);
+    s.kw = k;
+    if (peek(&s) != '{' || each_member(&s, walk_top, &top) < 0 || peek(&s) != -1)
+        return;                             /* invalid: all features stay 0 */
+    f->json_ok = 1;
+    f->words = sat32(s.cur.words);
+    f->keyword_hits = sat32(s.cur.hits);
+    f->history_msgs = sat32(s.hmsgs);
+    f->history_words = sat32(s.hwords);
+    f->context_tokens = sat32(s.ctx);
+    f->num_ctx = num32(s.num_ctx);
+    f->num_predict = num32(s.num_predict);
+    f->images = sat32(s.images);
+    f->image_bytes = s.image_bytes;
+    f->tools = sat32(s.tools);
+    f->format_schema = s.schema;
+    f->think = s.think;
+}
