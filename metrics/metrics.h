@@ -11,6 +11,10 @@ struct evbuffer;
 struct event_base;
 
 #define MX_MODELS_MAX 32        /* distinct model label values; the rest become "other" */
+#define MX_MODEL_NAME_MAX 128   /* bytes of a model label value kept (longer names truncated) */
+#define MX_STATUS_MAX 24        /* distinct status label values; the rest become "other" */
+#define MX_HALF_LIFE_DEFAULT 30.0 /* litebrain_complexity_score half-life, seconds */
+#define MX_CX_ZERO_BELOW 0.5    /* the complexity gauge reads 0 once it decays below this */
 
 /* complexity label of a finished request */
 typedef enum { MX_CX_NONE = 0, MX_CX_LOW, MX_CX_MEDIUM, MX_CX_HIGH, MX_CX_COUNT } mx_cx;
@@ -28,8 +32,16 @@ typedef enum {
 /* Reset the registry; now is monotonic seconds, wall the Unix time (process start). */
 void mx_init(double now, double wall_start, const char *version);
 
-/* Half-life of the litebrain_complexity_score gauge in seconds (policy complexityHalfLifeSeconds). */
+/* Half-life of the litebrain_complexity_score gauge in seconds (policy complexityHalfLifeSeconds).
+ * A value that is not finite and positive restores MX_HALF_LIFE_DEFAULT. */
 void mx_set_half_life(double seconds);
+
+/* The monotonic clock the registry reads where no `now` is passed (active→idle transitions,
+ * the scrape time in mx_server).  NULL restores the default, CLOCK_MONOTONIC in seconds —
+ * the proxy should pass px_now so both sides read the same clock; tests inject a fake one. */
+typedef double (*mx_clock_fn)(void);
+void mx_set_clock(mx_clock_fn fn);
+double mx_now(void);                    /* reads that clock */
 
 void mx_active_add(int delta);          /* litebrain_active_requests */
 void mx_waiting_add(int delta);         /* requests sent upstream, no response byte yet */
@@ -61,14 +73,28 @@ void mx_render(struct evbuffer *out, double now);
 
 /* --- token usage scanner: fed the decoded response body as it streams by --- */
 
-#define MX_USAGE_TAIL 4096      /* bytes of the current line kept while scanning */
+#define MX_USAGE_TAIL 32        /* bytes of an object key kept while scanning (longest wanted: 17) */
 
+/* A streaming JSON tokenizer that only follows nesting depth, strings and the keys of the
+ * top-level object (and of its "usage" object), so the words inside generated text — always in
+ * JSON strings — and keys of nested objects (tool-call arguments) are never taken for counts. */
 typedef struct mx_usage {
     long prompt_tokens;         /* prompt_eval_count / usage.prompt_tokens, -1 until seen */
     long output_tokens;         /* eval_count / usage.completion_tokens, -1 until seen */
     uint64_t eval_duration_ns;  /* eval_duration when reported, else 0 */
-    size_t len;                 /* bytes in line */
-    char line[MX_USAGE_TAIL];   /* tail of the current line (why: the numbers sit at its end) */
+    size_t len;                 /* bytes in line (MX_USAGE_TAIL + 1 = key too long) */
+    char line[MX_USAGE_TAIL];   /* the object key being read */
+    uint32_t depth;             /* nesting depth of objects/arrays (0 = between documents) */
+    uint64_t num;               /* integer value being read */
+    uint8_t in_string;          /* inside a JSON string */
+    uint8_t escaped;            /* previous string byte was a backslash */
+    uint8_t key_string;         /* the string being read is a key we look at */
+    uint8_t expect_key;         /* at a watched level, the next string is a key */
+    uint8_t field;              /* field the pending value belongs to (internal enum) */
+    uint8_t in_number;          /* reading a number value of a wanted field */
+    uint8_t num_bad;            /* that number is not a plain non-negative integer */
+    uint8_t top_object;         /* the depth-1 container is an object */
+    uint8_t in_usage;           /* the depth-2 container is the top-level "usage" object */
 } mx_usage;
 
 void mx_usage_init(mx_usage *u);
@@ -82,6 +108,11 @@ void mx_usage_finish(mx_usage *u);
 typedef int (*mx_ready_fn)(void *ud);                               /* 1 ready, 0 not */
 typedef void (*mx_debug_fn)(struct evbuffer *out, void *ud);        /* /debug/scaling JSON */
 
+#define MX_SERVER_MAX_CONNS 64          /* scrape connections served at once; more get 503 */
+#define MX_SERVER_TIMEOUT_SECONDS 10    /* read/write timeout of a metrics connection */
+#define MX_SERVER_MAX_HEADER_BYTES 8192 /* request head limit on the metrics port */
+#define MX_SERVER_MAX_BODY_BYTES 4096   /* request body limit on the metrics port */
+
 typedef struct mx_server mx_server;
 
 /* Serve /metrics, /healthz, /readyz, /debug/scaling on host:port (port 0 = ephemeral).
@@ -90,6 +121,7 @@ mx_server *mx_server_start(struct event_base *base, const char *host, int port,
                            mx_ready_fn ready, mx_debug_fn debug, void *ud,
                            char *err, size_t errlen);
 int mx_server_port(const mx_server *s);         /* bound port */
+int mx_server_connections(const mx_server *s);  /* connections that sent a request, still open */
 void mx_server_free(mx_server *s);
 
 #endif
