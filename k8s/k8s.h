@@ -59,4 +59,85 @@ void k8s_collect_metrics(struct evbuffer *out, void *ud);
 /* /debug/scaling JSON body (an mx_debug_fn): mode, leader, replicas, window, decisions. */
 void k8s_debug_json(struct evbuffer *out, void *ud);
 
+/* ---- the pure policy engine: (policy, state, snapshot, now) -> decision (k8s_policy.c) ----
+ * No clock, no I/O, no globals: tests and bench/'s scaling simulator drive it with a fake
+ * clock.  The controller thread calls k8s_engine_eval every evaluationIntervalSeconds. */
+
+#define K8S_WINDOW_MAX 1024     /* recommendations kept for stabilization (oldest dropped) */
+#define K8S_GROW_SAMPLES 3      /* evaluations the queue must rise in a row to count as growing */
+#define K8S_REASON_MAX 192      /* longest decision reason */
+
+/* What the engine sees at one evaluation. */
+typedef struct k8s_snapshot {
+    double now;                 /* seconds on any monotonic clock (fake in tests) */
+    double complexity;          /* decayed complexity gauge 0..100 */
+    int active;                 /* requests in flight */
+    int waiting;                /* requests waiting for the first upstream byte */
+    double load;                /* weighted active load: sum of in-flight requests' model weights */
+    double weight;              /* mean model weight of recent requests (1.0 when none) */
+    int current;                /* replicas the cluster reports; -1 unknown (engine uses its floor) */
+    int floor;                  /* replica floor now in the cluster (HPA minReplicas / scale spec);
+                                   -1 unknown (the engine keeps its own) */
+    int ceiling;                /* HPA spec.maxReplicas; -1 when there is none */
+    int64_t pod_cpu_m;          /* this pod's container CPU now (millicores); -1 unknown */
+    int64_t pod_mem;            /* this pod's container memory now (bytes); -1 unknown */
+} k8s_snapshot;
+
+/* One evaluation's raw recommendation, kept for the stabilization windows. */
+typedef struct k8s_sample {
+    double t;                   /* when it was made */
+    int replicas;               /* raw replica recommendation */
+    int64_t cpu_m;              /* raw CPU target (millicores), -1 when no resources */
+    int64_t mem;                /* raw memory target (bytes), -1 when no resources */
+} k8s_sample;
+
+/* Engine state between evaluations (plain data; zero it with k8s_engine_init). */
+typedef struct k8s_engine {
+    int started;                /* 0 before the first evaluation */
+    double t0;                  /* time of the first evaluation */
+    int floor;                  /* stabilized replica recommendation (what gets written) */
+    int64_t cpu_m;              /* stabilized CPU target (millicores), -1 none yet */
+    int64_t mem;                /* stabilized memory target (bytes), -1 none yet */
+    double prev_complexity;     /* complexity at the previous evaluation */
+    double queue[K8S_GROW_SAMPLES + 1]; /* waiting+load at the last evaluations, newest last */
+    int nqueue;                 /* entries used in queue */
+    k8s_sample win[K8S_WINDOW_MAX]; /* ring of raw recommendations */
+    int whead;                  /* index of the oldest sample */
+    int wlen;                   /* samples in the ring */
+} k8s_engine;
+
+typedef enum { K8S_DIR_HOLD = 0, K8S_DIR_UP, K8S_DIR_DOWN } k8s_direction;
+
+/* The result of one evaluation. */
+typedef struct k8s_decision {
+    double t;                   /* snapshot time */
+    sc_level level;             /* level of the complexity gauge */
+    int current;                /* replicas used as "current" */
+    int raw;                    /* this evaluation's recommendation before stabilization */
+    int desired;                /* stabilized and clamped: the floor to write */
+    k8s_direction direction;    /* desired vs the previous floor */
+    int64_t cpu_m;              /* stabilized CPU target, -1 when the policy has no resources */
+    int64_t mem;                /* stabilized memory target, -1 when none */
+    int resources_changed;      /* 1 when cpu_m/mem differ from the previous evaluation's */
+    char reason[K8S_REASON_MAX]; /* why, for logs and /debug/scaling */
+} k8s_decision;
+
+/* Reset e to "no evaluation yet". */
+void k8s_engine_init(k8s_engine *e);
+
+/* Evaluate once at s->now: raw recommendation (scale up, step down, hold), HPA-style
+ * stabilization over the policy's windows, clamp to [minReplicas, min(maxReplicas, ceiling)],
+ * and the resource target of this pod.  Updates e; fills d.  Pure: same inputs, same output. */
+void k8s_engine_eval(k8s_engine *e, const sc_policy *p, const k8s_snapshot *s, k8s_decision *d);
+
+const char *k8s_direction_name(k8s_direction d);
+
+/* Kubernetes quantities: "4", "1500m", "0.5" -> millicores; "12Gi", "8G", "512Mi", "1e3" ->
+ * bytes.  Return -1 on a value they cannot read. */
+int64_t k8s_cpu_parse(const char *s);
+int64_t k8s_mem_parse(const char *s);
+/* Canonical text: "4" or "1500m"; "12Gi", "512Mi", "1000Ki" or plain bytes. */
+void k8s_cpu_format(int64_t millicores, char *out, size_t cap);
+void k8s_mem_format(int64_t bytes, char *out, size_t cap);
+
 #endif

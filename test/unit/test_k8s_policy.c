@@ -1,0 +1,287 @@
+/* test_k8s_policy.c — the pure policy engine with a fake clock: windows, factors per level,
+ * step-down, no thrash, clamps, the seed policy alone, resource targets, quantities. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+#include "k8s/k8s.h"
+
+/* A fake cluster that follows the floor we recommend (like an HPA whose metric is low). */
+typedef struct sim {
+    sc_policy p;                /* policy under test */
+    k8s_engine e;               /* engine */
+    k8s_snapshot s;             /* next snapshot */
+    k8s_decision d;             /* last decision */
+    int changes;                /* number of desired changes seen */
+} sim;
+
+static void sim_init(sim *m, int floor)
+{
+    memset(m, 0, sizeof *m);
+    sc_policy_default(&m->p);
+    k8s_engine_init(&m->e);
+    m->s.current = floor;
+    m->s.floor = floor;
+    m->s.ceiling = -1;
+    m->s.weight = 1.0;
+    m->s.pod_cpu_m = -1;
+    m->s.pod_mem = -1;
+}
+
+/* One evaluation at t with complexity cx; the cluster then follows the floor. */
+static int sim_step(sim *m, double t, double cx)
+{
+    int before = m->s.floor;
+
+    m->s.now = t;
+    m->s.complexity = cx;
+    k8s_engine_eval(&m->e, &m->p, &m->s, &m->d);
+    m->s.floor = m->d.desired;
+    m->s.current = m->d.desired;
+    if (m->d.desired != before)
+        m->changes++;
+    return m->d.desired;
+}
+
+static void spike_scales_up_only_after_up_window(void **st)
+{
+    sim m;
+    double t, spike = 150, iv;
+
+    (void)st;
+    sim_init(&m, 1);
+    iv = m.p.eval_interval_s;
+    for (t = 0; t < spike; t += iv)
+        assert_int_equal(sim_step(&m, t, 0), 1);
+    for (; t < spike + m.p.up_window_s; t += iv) {
+        assert_int_equal(sim_step(&m, t, 95), 1);
+        assert_int_equal(m.d.raw, 2);           /* recommended at once ... */
+    }
+    assert_int_equal(sim_step(&m, t, 95), 2);   /* ... applied after the window: 1 x 2.0 */
+    assert_int_equal(m.d.direction, K8S_DIR_UP);
+    assert_non_null(strstr(m.d.reason, "scaleUpScore"));
+}
+
+static void factor_per_level(void **st)
+{
+    static const int want[SC_LEVELS] = {5, 6, 8};   /* ceil(4 x 1.2 / 1.5 / 2.0) */
+    int lv;
+
+    (void)st;
+    for (lv = SC_LEVEL_LOW; lv <= SC_LEVEL_HIGH; lv++) {
+        sim m;
+        double t;
+        sim_init(&m, 4);
+        m.p.scale_up_score = 1;                 /* why: any complexity counts as a spike */
+        m.p.up_window_s = 30;
+        for (t = 0; t <= 30; t += 15)
+            assert_int_equal(sim_step(&m, t, m.p.thresholds[lv]), 4);
+        sim_step(&m, t, m.p.thresholds[lv]);   /* a full window after the first high one */
+        assert_int_equal(m.d.level, lv);
+        assert_int_equal(m.d.desired, want[lv]);
+    }
+}
+
+static void growing_queue_scales_up_at_low_complexity(void **st)
+{
+    sim m;
+    double t;
+    int w = 0;
+
+    (void)st;
+    sim_init(&m, 2);
+    for (t = 0; t < 400 && m.d.desired <= 2; t += 15) {
+        m.s.waiting = ++w;
+        m.s.active = w;
+        m.s.load = w;
+        sim_step(&m, t, 35);
+    }
+    assert_int_equal(m.d.desired, 3);           /* ceil(2 x 1.2): low level's factor */
+    assert_non_null(strstr(m.d.reason, "queue growing"));
+}
+
+static void idle_steps_down_one_per_window(void **st)
+{
+    sim m;
+    double t, last_change = 0;
+    int prev = 5;
+
+    (void)st;
+    sim_init(&m, 5);
+    for (t = 0; t <= 3000; t += 15) {
+        int d = sim_step(&m, t, 0);
+        if (d != prev) {
+            assert_int_equal(d, prev - 1);      /* one replica at a time */
+            assert_true(t - last_change >= m.p.down_window_s);
+            last_change = t;
+            prev = d;
+        }
+    }
+    assert_int_equal(prev, 1);                  /* reached minReplicas, not below */
+    assert_int_equal(m.changes, 4);
+}
+
+static void busy_but_waiting_does_not_step_down(void **st)
+{
+    sim m;
+    double t;
+
+    (void)st;
+    sim_init(&m, 3);
+    m.s.waiting = 1;
+    for (t = 0; t <= 1200; t += 15)
+        assert_int_equal(sim_step(&m, t, 0), 3);
+}
+
+static void oscillation_does_not_thrash(void **st)
+{
+    sim m;
+    double t;
+    int i = 0;
+
+    (void)st;
+    sim_init(&m, 3);
+    for (t = 0; t <= 3600; t += 15, i++)
+        assert_int_equal(sim_step(&m, t, (i % 4 < 2) ? 95 : 0), 3);
+    assert_int_equal(m.changes, 0);
+}
+
+static void clamps_hold(void **st)
+{
+    sim m;
+    double t;
+
+    (void)st;
+    sim_init(&m, 8);                            /* 8 x 2.0 = 16 > maxReplicas 10 */
+    for (t = 0; t <= 600; t += 15)
+        assert_true(sim_step(&m, t, 99) <= 10);
+    assert_int_equal(m.d.desired, 10);
+
+    sim_init(&m, 4);
+    m.s.ceiling = 6;                            /* the HPA's maxReplicas wins */
+    for (t = 0; t <= 600; t += 15)
+        assert_true(sim_step(&m, t, 99) <= 6);
+    assert_int_equal(m.d.desired, 6);
+
+    sim_init(&m, 1);
+    m.p.min_replicas = 2;
+    assert_int_equal(sim_step(&m, 0, 0), 2);    /* below the policy's floor: raised at once */
+    for (t = 15; t <= 2000; t += 15)
+        assert_int_equal(sim_step(&m, t, 0), 2);
+}
+
+static void seed_policy_alone_works(void **st)
+{
+    static const char seed[] =
+        "{\"complexityThresholds\":{\"low\":30,\"medium\":50,\"high\":80},"
+        "\"modelResourceWeights\":{\"qwen2.5:3b\":1.0,\"deepseek-r1\":2.5,\"codellama\":2.0},"
+        "\"scaleUpFactors\":{\"low\":1.2,\"medium\":1.5,\"high\":2.0}}";
+    char err[256];
+    sim m;
+    double t;
+
+    (void)st;
+    sim_init(&m, 1);
+    assert_int_equal(sc_policy_parse(&m.p, seed, sizeof seed - 1, err, sizeof err), 0);
+    assert_false(m.p.has_resources);
+    for (t = 0; t <= 600; t += m.p.eval_interval_s)
+        sim_step(&m, t, 90);
+    assert_true(m.d.desired >= 4);              /* 1 -> 2 -> 4 -> ..., one step per window */
+    assert_int_equal(m.d.cpu_m, -1);
+    for (; t <= 6000; t += m.p.eval_interval_s)
+        sim_step(&m, t, 0);
+    assert_int_equal(m.d.desired, 1);
+}
+
+static void resources_follow_level_and_weight(void **st)
+{
+    sim m;
+    double t;
+
+    (void)st;
+    sim_init(&m, 1);
+    m.p.has_resources = 1;
+    strcpy(m.p.resources[0].cpu, "2");
+    strcpy(m.p.resources[0].memory, "8Gi");
+    strcpy(m.p.resources[1].cpu, "4");
+    strcpy(m.p.resources[1].memory, "12Gi");
+    strcpy(m.p.resources[2].cpu, "6");
+    strcpy(m.p.resources[2].memory, "16Gi");
+    m.s.pod_cpu_m = 4000;                       /* the manifest's medium profile */
+    m.s.pod_mem = 12LL << 30;
+    sim_step(&m, 0, 0);
+    assert_int_equal(m.d.cpu_m, 4000);          /* nothing moves before its window */
+    for (t = 15; t <= 300; t += 15) {
+        sim_step(&m, t, 0);
+        assert_int_equal(m.d.cpu_m, 4000);
+    }
+    sim_step(&m, 315, 0);
+    assert_int_equal(m.d.cpu_m, 2000);          /* low profile after the down window */
+    assert_int_equal(m.d.mem, 8LL << 30);
+    assert_true(m.d.resources_changed);
+    m.s.weight = 2.5;                           /* deepseek-r1: 2 x 2.5 = 5 CPU, 20Gi -> 16Gi */
+    for (t = 330; t <= 400; t += 15)
+        sim_step(&m, t, 0);
+    assert_int_equal(m.d.cpu_m, 5000);
+    assert_int_equal(m.d.mem, 16LL << 30);
+}
+
+static void quantities(void **st)
+{
+    char b[32];
+
+    (void)st;
+    assert_int_equal(k8s_cpu_parse("4"), 4000);
+    assert_int_equal(k8s_cpu_parse("1500m"), 1500);
+    assert_int_equal(k8s_cpu_parse("0.5"), 500);
+    assert_int_equal(k8s_cpu_parse("x"), -1);
+    assert_int_equal(k8s_cpu_parse("-1"), -1);
+    assert_int_equal(k8s_mem_parse("12Gi"), 12LL << 30);
+    assert_int_equal(k8s_mem_parse("512Mi"), 512LL << 20);
+    assert_int_equal(k8s_mem_parse("8G"), 8000000000LL);
+    assert_int_equal(k8s_mem_parse("1e3"), 1000);
+    assert_int_equal(k8s_mem_parse("1Qi"), -1);
+    k8s_cpu_format(4000, b, sizeof b);
+    assert_string_equal(b, "4");
+    k8s_cpu_format(1500, b, sizeof b);
+    assert_string_equal(b, "1500m");
+    k8s_mem_format(16LL << 30, b, sizeof b);
+    assert_string_equal(b, "16Gi");
+    k8s_mem_format(1536LL << 20, b, sizeof b);
+    assert_string_equal(b, "1536Mi");
+    k8s_mem_format(1000, b, sizeof b);
+    assert_string_equal(b, "1000");
+}
+
+static void modes(void **st)
+{
+    k8s_mode m;
+
+    (void)st;
+    assert_int_equal(k8s_mode_parse("dry-run", &m), 0);
+    assert_int_equal(m, K8S_MODE_DRY_RUN);
+    assert_int_equal(k8s_mode_parse("auto", &m), 0);
+    assert_int_equal(m, K8S_MODE_AUTO);
+    assert_int_equal(k8s_mode_parse("yes", &m), -1);
+    assert_string_equal(k8s_mode_name(K8S_MODE_ON), "on");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(spike_scales_up_only_after_up_window),
+        cmocka_unit_test(factor_per_level),
+        cmocka_unit_test(growing_queue_scales_up_at_low_complexity),
+        cmocka_unit_test(idle_steps_down_one_per_window),
+        cmocka_unit_test(busy_but_waiting_does_not_step_down),
+        cmocka_unit_test(oscillation_does_not_thrash),
+        cmocka_unit_test(clamps_hold),
+        cmocka_unit_test(seed_policy_alone_works),
+        cmocka_unit_test(resources_follow_level_and_weight),
+        cmocka_unit_test(quantities),
+        cmocka_unit_test(modes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
