@@ -30,6 +30,7 @@ typedef struct px_config {
     int upstream_port;                  /* --upstream port */
     char upstream_authority[PX_ADDR_MAX]; /* Host header sent upstream: host[:port] */
     char metrics_listen[PX_ADDR_MAX];   /* host:port of the metrics server */
+    int metrics_port;                   /* --metrics-port (used when metrics_listen unset) */
     char policy_path[1024];             /* --policy, "" = built-in */
     char controller[16];                /* --controller off|dry-run|on|auto */
     uint64_t max_body;                  /* --max-body bytes */
@@ -47,6 +48,9 @@ typedef struct px_config {
  * check_policy receives --check-policy's argument ("" when absent). */
 int px_config_load(px_config *c, int argc, char **argv, char *check_policy, size_t cplen,
                    char *err, size_t errlen);
+
+/* "0.1.0" */
+const char *px_version(void);
 
 /* Parse helpers shared with tests: "64MiB" → bytes; "1.5" → seconds; "host[:port]" /
  * "http://host[:port]" with Ollama's defaults.  0 on success, -1 on bad input. */
@@ -80,13 +84,14 @@ typedef enum {
 typedef struct px_req_view {
     const char *method;         /* request method */
     const char *path;           /* upstream path (aliases applied), no query string */
-    int is_v1;                  /* 1 for /v1/* (OpenAI shapes) */
+    int is_v1;                  /* 1 for /v1/... (OpenAI shapes) */
     double t_start;             /* first byte of the request head */
     double t_sent;              /* request forwarded upstream (0 if never) */
     double t_head;              /* upstream response head parsed (0 if never) */
     double t_first_byte;        /* first upstream response body byte (0 if none) */
     double t_end;               /* finished */
     int status;                 /* status sent to the client (499 when it left) */
+    const char *content_type;   /* upstream response Content-Type ("" until the head) */
     uint64_t bytes_in;          /* request body bytes */
     uint64_t bytes_out;         /* response body bytes relayed */
     px_end end;                 /* how it ended */
@@ -110,7 +115,29 @@ typedef struct px_hooks {
     void *ud;
 } px_hooks;
 
+/* Copy s into out (cap bytes) as the inside of a JSON string; truncates, always terminates. */
+void px_json_escape(const char *s, char *out, size_t cap);
+
 /* Monotonic seconds. */
 double px_now(void);
+
+/* ---- the server ---- */
+
+typedef struct px_server px_server;
+
+/* Bind cfg->listen on base and start the readiness probe and the tick; NULL with one line in
+ * err when the address cannot be bound.  cfg and hooks must outlive the server. */
+px_server *px_server_new(struct event_base *base, const px_config *cfg, const px_hooks *hooks,
+                         char *err, size_t errlen);
+int px_server_port(const px_server *s);         /* bound port (for --listen ...:0) */
+int px_server_ready(const px_server *s);        /* /readyz: upstream seen lately, not draining */
+void px_server_drain(px_server *s);             /* SIGTERM/SIGINT: start the drain */
+void px_server_free(px_server *s);              /* after the loop ended */
+
+/* The glue between the lifecycle hooks and scoring/, metrics/, k8s/ (px_glue.c). */
+struct sc_policy;
+int px_glue_init(px_hooks *hooks, const struct sc_policy *policy);
+void px_glue_hints(int on);                      /* post hints to the controller */
+void px_glue_free(void);
 
 #endif

@@ -1,0 +1,708 @@
+/* px_client.c — the client side: accept, strict request parsing with llhttp, limits and
+ * timeouts, dispatch to the upstream side, keep-alive and pipelining, and the SIGTERM drain.
+ *
+ * Data path: socket → bufferevent input → llhttp (paused at the end of the head and of the
+ * message, so we know exactly which bytes were head, body, or the next pipelined request) →
+ * px_req (headers + buffered body) → hooks.on_request → upstream request → px_upstream.c. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include "proxy/px_int.h"
+
+static llhttp_settings_t req_settings;          /* static: outlives every parser */
+
+static void conn_free(px_conn *c);
+static void conn_parse(px_conn *c);
+static void conn_arm(px_conn *c, double seconds);
+
+/* ---------- requests ---------- */
+
+/* A fresh exchange on c, started now. */
+static px_req *req_new(px_conn *c)
+{
+    px_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->conn = c;
+    r->v.t_start = px_now();
+    r->v.method = r->method;
+    r->v.path = "";
+    r->v.content_type = "";
+    px_hdrs_init(&r->hdrs, c->srv->cfg->max_header_bytes);
+    return r;
+}
+
+static void req_free(px_req *r)
+{
+    if (r->upreq)
+        evbuffer_free(r->upreq);
+    px_hdrs_free(&r->hdrs);
+    free(r->target);
+    free(r->path);
+    free(r->body);
+    free(r);
+}
+
+/* Finish r exactly once: hooks, access log.  Does not free r or touch the sockets. */
+void px_req_finish(px_req *r, px_end end, int status)
+{
+    px_server *s = r->conn->srv;
+    char path[256];
+
+    if (r->v.t_end > 0)
+        return;
+    r->v.t_end = px_now();
+    r->v.end = end;
+    r->v.status = status;
+    if (r->state >= RQ_UPSTREAM)
+        s->inflight--;
+    if (s->hooks.on_finish)
+        s->hooks.on_finish(s->hooks.ud, &r->hook_data, &r->v);
+    px_json_escape(r->v.path, path, sizeof path);
+    px_log(PX_LOG_INFO, "request",
+           "\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"seconds\":%.3f,\"bytes_in\":%llu,"
+           "\"bytes_out\":%llu,\"end\":%d",
+           r->method, path, status, r->v.t_end - r->v.t_start, (unsigned long long)r->v.bytes_in,
+           (unsigned long long)r->v.bytes_out, (int)end);
+}
+
+/* ---------- proxy-made answers ---------- */
+
+/* Answer status with a JSON error, finish the exchange, and close after the write when
+ * close_conn (always for framing errors, where the rest of the stream cannot be trusted). */
+static void conn_error(px_conn *c, int status, const char *msg, int close_conn)
+{
+    px_req *r = c->req;
+    int v1 = r && r->v.is_v1;
+
+    if (!r) {                                   /* error before any request byte was parsed */
+        r = req_new(c);
+        if (!r) {
+            conn_free(c);
+            return;
+        }
+        c->req = r;
+    }
+    if (r->head_sent) {                         /* mid-response: nothing to say, just cut */
+        close_conn = 1;
+    } else {
+        px_error_response(bufferevent_get_output(c->bev), status, v1, msg,
+                          close_conn || !r->keepalive || c->srv->draining);
+        r->head_sent = 1;
+    }
+    px_req_finish(r, PX_END_PROXY_ERROR, status);
+    if (close_conn || !r->keepalive || c->srv->draining) {
+        c->closing = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    px_conn_response_done(c);
+}
+
+/* Upstream side reports that r's exchange failed before a response head reached the client
+ * (status > 0: answer it), or after (status 0: cut the connection). */
+void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg)
+{
+    px_req *r = c->req;
+
+    r->up = NULL;
+    if (status > 0 && !r->head_sent) {
+        px_error_response(bufferevent_get_output(c->bev), status, r->v.is_v1, msg,
+                          !r->keepalive || c->srv->draining);
+        r->head_sent = 1;
+        px_req_finish(r, end, status);
+        if (!r->keepalive || c->srv->draining)
+            c->closing = 1;
+        px_conn_response_done(c);
+        return;
+    }
+    /* why: a broken stream must end without its terminating chunk so the client sees the
+     * truncation; closing the connection is the only way to say so in HTTP/1.1 */
+    px_req_finish(r, end, r->v.status ? r->v.status : 502);
+    c->closing = 1;
+    px_conn_response_done(c);
+}
+
+/* ---------- request parsing callbacks ---------- */
+
+#define CONN(p) ((px_conn *)(p)->data)
+
+static int on_message_begin(llhttp_t *p)
+{
+    px_conn *c = CONN(p);
+
+    if (!c->req) {
+        c->req = req_new(c);
+        if (!c->req)
+            return -1;
+    }
+    c->last_cr = 0;
+    conn_arm(c, c->srv->cfg->header_timeout);  /* slowloris: whole head within the limit */
+    return 0;
+}
+
+/* Count request-line bytes against the head limit (the headers count in px_hdrs). */
+static int head_bytes(px_conn *c, size_t n)
+{
+    c->req->hdrs.limit = c->req->hdrs.limit > n ? c->req->hdrs.limit - n : 0;
+    if (c->req->hdrs.limit <= c->req->hdrs.len) {
+        c->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t n)
+{
+    px_req *r = CONN(p)->req;
+    size_t have = strlen(r->method);
+    if (have + n >= sizeof r->method) {
+        CONN(p)->err_status = 501;
+        return -1;
+    }
+    memcpy(r->method + have, at, n);
+    r->method[have + n] = '\0';
+    return head_bytes(CONN(p), n);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    px_req *r = CONN(p)->req;
+    char *t;
+
+    if (head_bytes(CONN(p), n) < 0)
+        return -1;
+    t = realloc(r->target, r->target_len + n + 1);
+    if (!t)
+        return -1;
+    memcpy(t + r->target_len, at, n);
+    r->target = t;
+    r->target_len += n;
+    t[r->target_len] = '\0';
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    if (px_hdrs_piece(&CONN(p)->req->hdrs, 0, at, n) < 0) {
+        CONN(p)->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    if (px_hdrs_piece(&CONN(p)->req->hdrs, 1, at, n) < 0) {
+        CONN(p)->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    if (px_hdrs_end_piece(&CONN(p)->req->hdrs, 0) < 0) {
+        CONN(p)->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    if (px_hdrs_end_piece(&CONN(p)->req->hdrs, 1) < 0) {
+        CONN(p)->err_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+/* Rewrite the target: aliases for clients whose base URL lacks /v1, and remember the path. */
+static int set_target(px_req *r)
+{
+    static const char *const aliases[] = {"/chat/completions", "/completions", "/embeddings",
+                                          "/models", NULL};
+    char *q, *t;
+    size_t plen;
+    int i;
+
+    if (!r->target || r->target[0] != '/')
+        return -1;                              /* origin-form only (no proxy/absolute form) */
+    q = strchr(r->target, '?');
+    plen = q ? (size_t)(q - r->target) : r->target_len;
+    for (i = 0; aliases[i]; i++) {
+        size_t al = strlen(aliases[i]);
+        if (plen >= al && strncmp(r->target, aliases[i], al) == 0 &&
+            (plen == al || r->target[al] == '/')) {
+            t = malloc(r->target_len + 4);
+            if (!t)
+                return -1;
+            memcpy(t, "/v1", 3);
+            memcpy(t + 3, r->target, r->target_len + 1);
+            free(r->target);
+            r->target = t;
+            r->target_len += 3;
+            plen += 3;
+            break;
+        }
+    }
+    r->path_len = plen;
+    r->path = strndup(r->target, plen);
+    if (!r->path)
+        return -1;
+    r->v.path = r->path;
+    r->v.is_v1 = plen >= 4 && strncmp(r->path, "/v1/", 4) == 0;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    px_conn *c = CONN(p);
+    px_req *r = c->req;
+    const px_config *cfg = c->srv->cfg;
+    const char *expect;
+
+    r->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
+    r->is_head = llhttp_get_method(p) == HTTP_HEAD;
+    r->has_body = px_hdrs_get(&r->hdrs, "content-length") ||
+                  px_hdrs_get(&r->hdrs, "transfer-encoding");
+    if (set_target(r) < 0) {
+        c->err_status = 400;
+        return -1;
+    }
+    if (r->has_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body) {
+        c->err_status = 413;
+        return -1;
+    }
+    expect = px_hdrs_get(&r->hdrs, "expect");
+    if (expect) {
+        if (strcasecmp(expect, "100-continue") != 0) {
+            c->err_status = 417;
+            return -1;
+        }
+        /* why: we buffer the body for scoring, so we answer 100 ourselves instead of
+         * forwarding the expectation; an HTTP/1.0 client must not get a 1xx */
+        if (!r->http10 && r->has_body && p->content_length > 0)
+            evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    if (r->has_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
+        r->body = malloc(p->content_length);
+        if (!r->body)
+            return -1;
+        r->body_cap = p->content_length;
+    }
+    r->state = RQ_BODY;
+    conn_arm(c, cfg->idle_timeout);             /* a body that stops flowing is timed out */
+    return HPE_PAUSED;                          /* lets the reader mark where the head ended */
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    px_conn *c = CONN(p);
+    px_req *r = c->req;
+
+    if (r->body_len + n > c->srv->cfg->max_body) {
+        c->err_status = 413;
+        return -1;
+    }
+    if (r->body_len + n > r->body_cap) {        /* chunked upload: grow geometrically */
+        size_t cap = r->body_cap ? r->body_cap * 2 : 16384;
+        char *nb;
+        while (cap < r->body_len + n)
+            cap *= 2;
+        if (cap > c->srv->cfg->max_body)
+            cap = c->srv->cfg->max_body;
+        nb = realloc(r->body, cap);
+        if (!nb)
+            return -1;
+        r->body = nb;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, at, n);
+    r->body_len += n;
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    px_conn *c = CONN(p);
+    c->req->keepalive = llhttp_should_keep_alive(p) && !c->req->http10;
+    c->req->v.bytes_in = c->req->body_len;
+    c->req->complete = 1;
+    return HPE_PAUSED;                          /* one exchange at a time: pipelined input waits */
+}
+
+/* ---------- dispatch ---------- */
+
+/* Build the upstream request (Host rewritten, hop-by-hop dropped, X-Forwarded-For appended,
+ * body framed with Content-Length) and hand it to the upstream side. */
+static void req_dispatch(px_conn *c)
+{
+    px_server *s = c->srv;
+    px_req *r = c->req;
+    const char *conn_hdr = px_hdrs_get(&r->hdrs, "connection");
+    struct evbuffer *out = r->upreq = evbuffer_new();
+    int i, xff = 0;
+
+    if (!out) {
+        conn_error(c, 502, "proxy out of memory", 1);
+        return;
+    }
+    conn_arm(c, -1);
+    r->state = RQ_UPSTREAM;
+    s->inflight++;
+    if (s->hooks.on_request) {
+        s->hooks.on_request(s->hooks.ud, &r->hook_data, &r->v, r->body, r->body_len, r->extra,
+                            sizeof r->extra);
+        r->hooked = 1;
+    }
+    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->target,
+                        s->cfg->upstream_authority);
+    for (i = 0; i < r->hdrs.n; i++) {
+        const char *n = r->hdrs.buf + r->hdrs.name[i], *v = r->hdrs.buf + r->hdrs.value[i];
+        if (strcasecmp(n, "host") == 0 || strcasecmp(n, "content-length") == 0 ||
+            strcasecmp(n, "expect") == 0 || px_hop_by_hop(n) ||
+            (conn_hdr && px_header_listed(conn_hdr, n)))
+            continue;
+        if (strcasecmp(n, "x-forwarded-for") == 0) {
+            evbuffer_add_printf(out, "%s%s", xff ? ", " : "X-Forwarded-For: ", v);
+            xff = 1;
+            continue;
+        }
+        if (xff == 1) {                         /* close the combined X-Forwarded-For line */
+            evbuffer_add_printf(out, ", %s\r\n", c->peer);
+            xff = 2;
+        }
+        evbuffer_add_printf(out, "%s: %s\r\n", n, v);
+    }
+    if (xff == 1)
+        evbuffer_add_printf(out, ", %s\r\n", c->peer);
+    else if (xff == 0)
+        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", c->peer);
+    if (r->has_body)
+        evbuffer_add_printf(out, "Content-Length: %zu\r\n", r->body_len);
+    evbuffer_add(out, "\r\n", 2);
+    if (r->body_len > 0) {
+        /* why: no copy of a body that may be 64 MiB; r outlives every upstream buffer that
+         * references it (the upstream connection is freed or drained before r is) */
+        evbuffer_add_reference(out, r->body, r->body_len, NULL, NULL);
+    }
+    r->v.t_sent = px_now();
+    px_up_dispatch(s, r);
+}
+
+/* ---------- reading ---------- */
+
+/* 1 when the head bytes p[0..n) contain a LF not preceded by CR (llhttp 8 tolerates it in
+ * places; we do not, since proxies that disagree on line ends enable smuggling). */
+static int bare_lf(px_conn *c, const char *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : c->last_cr))
+            return 1;
+    }
+    if (n > 0)
+        c->last_cr = p[n - 1] == '\r';
+    return 0;
+}
+
+/* Feed len bytes at p to the parser; *used gets the bytes consumed.  Returns 0 to go on, 1 when
+ * a request is complete (parser paused), -1 after answering a parse error. */
+static int feed(px_conn *c, const char *p, size_t len, size_t *used)
+{
+    int in_head = !c->req || c->req->state == RQ_HEAD;
+    llhttp_errno_t e = llhttp_execute(&c->parser, p, len);
+
+    *used = len;
+    if (e == HPE_PAUSED) {
+        *used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
+        llhttp_resume(&c->parser);
+    } else if (e != HPE_OK) {
+        int st = c->err_status ? c->err_status : 400;
+        px_log(PX_LOG_DEBUG, "bad request", "\"status\":%d,\"llhttp\":\"%s\"", st,
+               llhttp_errno_name(e));
+        conn_error(c, st, st == 413 ? "request body too large" :
+                          st == 431 ? "request header fields too large" :
+                          st == 417 ? "unsupported expectation" :
+                          st == 501 ? "method not implemented" : "malformed HTTP request", 1);
+        return -1;
+    }
+    if (in_head && bare_lf(c, p, *used)) {
+        conn_error(c, 400, "malformed HTTP request", 1);
+        return -1;
+    }
+    return c->req && c->req->complete;
+}
+
+/* Parse what the client sent until one request is complete, then dispatch it.  Input beyond
+ * it (pipelining) stays buffered until the response is done. */
+static void conn_parse(px_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    while (!c->closing && (!c->req || c->req->state < RQ_UPSTREAM)) {
+        struct evbuffer_iovec vec;
+        size_t used;
+        int rc, was_head = c->req && c->req->state == RQ_HEAD;
+
+        if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0) {
+            /* why: a body-less request paused at the end of its head completes only when the
+             * parser runs again; it needs no further byte to do so */
+            if (!(was_head == 0 && c->req && c->req->state == RQ_BODY && !c->req->complete))
+                break;
+            vec.iov_base = (void *)"";
+            vec.iov_len = 0;
+        }
+        rc = feed(c, vec.iov_base, vec.iov_len, &used);
+        if (rc < 0)
+            return;
+        evbuffer_drain(in, used);
+        if (rc == 1) {
+            if (c->srv->grace_over) {           /* listener already closed: send them away */
+                conn_error(c, 503, "server shutting down", 1);
+                return;
+            }
+            req_dispatch(c);
+            return;
+        }
+        if (vec.iov_len == 0)
+            break;
+    }
+    if (evbuffer_get_length(in) > PX_PIPELINE_MAX)
+        bufferevent_disable(c->bev, EV_READ);   /* a client pipelining megabytes waits */
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+    px_conn *c = arg;
+    (void)bev;
+    if (c->closing)
+        return;
+    if (!c->req || c->req->state < RQ_UPSTREAM) {
+        conn_parse(c);
+    } else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > PX_PIPELINE_MAX) {
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+/* Output drained below the low watermark: resume a paused upstream, or finish a close. */
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+    px_conn *c = arg;
+
+    if (c->req && c->req->up)
+        px_up_resume(c->req->up);
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_free(c);
+}
+
+/* Client closed or failed.  Mid-exchange this is a cancellation: the upstream connection is
+ * closed at once, which is how Ollama learns to stop generating. */
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    px_conn *c = arg;
+    px_req *r = c->req;
+    (void)bev;
+
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (r && r->v.t_end == 0 && (r->state > RQ_HEAD || r->target || r->method[0])) {
+        if (r->up) {
+            px_up_abort(r->up);
+            r->up = NULL;
+        }
+        px_req_finish(r, PX_END_CLIENT_GONE, 499);
+    }
+    conn_free(c);
+}
+
+/* ---------- timers ---------- */
+
+/* (Re)arm the connection timer; seconds < 0 disarms it. */
+static void conn_arm(px_conn *c, double seconds)
+{
+    struct timeval tv;
+
+    if (seconds < 0) {
+        evtimer_del(c->timer);
+        return;
+    }
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    evtimer_add(c->timer, &tv);
+}
+
+/* Header/body timeout → 408; idle keep-alive → silent close. */
+static void conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
+{
+    px_conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    if (c->closing) {
+        conn_free(c);                           /* a client that never reads its error */
+        return;
+    }
+    if (c->req && c->req->state < RQ_UPSTREAM && (c->req->method[0] || c->req->target)) {
+        conn_error(c, 408, "request timeout", 1);
+        conn_arm(c, c->srv->cfg->idle_timeout);
+        return;
+    }
+    conn_free(c);
+}
+
+/* ---------- end of an exchange ---------- */
+
+/* The response is complete (or an error was written): free the exchange; keep the connection
+ * for the next request, or close it once the output has drained. */
+void px_conn_response_done(px_conn *c)
+{
+    px_req *r = c->req;
+
+    if (r) {
+        if (r->up)
+            px_up_abort(r->up);
+        c->req = NULL;
+        req_free(r);
+    }
+    if (c->srv->draining)
+        c->closing = 1;
+    if (c->closing) {
+        bufferevent_disable(c->bev, EV_READ);
+        conn_arm(c, c->srv->cfg->idle_timeout);  /* bound the flush to a client that stalls */
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_free(c);
+        px_server_maybe_exit(c->srv);
+        return;
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+    c->parser.data = c;
+    conn_arm(c, c->srv->cfg->idle_timeout);
+    bufferevent_enable(c->bev, EV_READ);
+    conn_parse(c);                              /* pipelined requests already buffered */
+    px_server_maybe_exit(c->srv);
+}
+
+static void conn_free(px_conn *c)
+{
+    px_server *s = c->srv;
+
+    if (c->req) {
+        if (c->req->up)
+            px_up_abort(c->req->up);
+        if (c->req->v.t_end == 0 && c->req->state >= RQ_UPSTREAM)
+            px_req_finish(c->req, PX_END_DRAIN_DEADLINE, c->req->v.status ? c->req->v.status : 503);
+        req_free(c->req);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    event_free(c->timer);
+    bufferevent_free(c->bev);
+    free(c);
+    px_server_maybe_exit(s);
+}
+
+/* ---------- accepting ---------- */
+
+void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    px_server *s = arg;
+    px_conn *c = calloc(1, sizeof *c);
+    int one = 1;
+    (void)l;
+    (void)salen;
+
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c->srv = s;
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(s->base, conn_timeoutcb, c);
+    if (!c->bev || !c->timer) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            evutil_closesocket(fd);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof c->peer);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+    c->parser.data = c;
+    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, PX_LOW_WATERMARK, 0);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (s->nconns > s->cfg->max_connections) {
+        px_log(PX_LOG_WARN, "connection limit reached", "\"max_connections\":%d",
+               s->cfg->max_connections);
+        conn_error(c, 503, "too many connections", 1);
+        return;
+    }
+    conn_arm(c, s->cfg->idle_timeout);          /* nothing sent: closed silently at idle */
+}
+
+void px_on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    /* why: EMFILE and friends are transient; libevent retries on the next readiness */
+    px_log(PX_LOG_WARN, "accept failed", "\"errno\":%d", EVUTIL_SOCKET_ERROR());
+}
+
+/* Settings shared by every request parser (static, so they outlive all parsers). */
+void px_client_init(void)
+{
+    llhttp_settings_init(&req_settings);
+    req_settings.on_message_begin = on_message_begin;
+    req_settings.on_method = on_method;
+    req_settings.on_url = on_url;
+    req_settings.on_header_field = on_header_field;
+    req_settings.on_header_value = on_header_value;
+    req_settings.on_header_field_complete = on_header_field_complete;
+    req_settings.on_header_value_complete = on_header_value_complete;
+    req_settings.on_headers_complete = on_headers_complete;
+    req_settings.on_body = on_body;
+    req_settings.on_message_complete = on_message_complete;
+}
+
+/* Close every connection that has no exchange in progress (drain: after the grace). */
+void px_close_idle(px_server *s)
+{
+    px_conn *c = s->conns, *next;
+    for (; c; c = next) {
+        next = c->next;
+        if (!c->req && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_free(c);
+    }
+}
+
+/* Drain deadline or shutdown: cut every connection that is left (counted in conn_free). */
+void px_close_all(px_server *s)
+{
+    while (s->conns)
+        conn_free(s->conns);
+}

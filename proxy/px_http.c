@@ -1,0 +1,165 @@
+/* px_http.c — HTTP helpers shared by the client and upstream sides: gathering header pieces,
+ * hop-by-hop rules, reason phrases, and the proxy's own error responses. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "proxy/px_int.h"
+
+#define PX_HDRS_INITIAL 1024    /* first allocation of a header buffer */
+
+/* Empty header set that may hold up to limit bytes. */
+void px_hdrs_init(px_hdrs *h, size_t limit)
+{
+    memset(h, 0, sizeof *h);
+    h->limit = limit;
+}
+
+void px_hdrs_free(px_hdrs *h)
+{
+    free(h->buf);
+    h->buf = NULL;
+    h->len = h->cap = 0;
+    h->n = 0;
+}
+
+/* Append raw bytes; -1 when the limit would be passed or memory ran out. */
+static int hdrs_append(px_hdrs *h, const char *p, size_t n)
+{
+    if (h->len + n + 1 > h->limit)
+        return -1;
+    if (h->len + n + 1 > h->cap) {
+        size_t cap = h->cap ? h->cap : PX_HDRS_INITIAL;
+        char *nb;
+        while (cap < h->len + n + 1)
+            cap *= 2;
+        if (cap > h->limit + 1)
+            cap = h->limit + 1;
+        nb = realloc(h->buf, cap);
+        if (!nb)
+            return -1;
+        h->buf = nb;
+        h->cap = cap;
+    }
+    memcpy(h->buf + h->len, p, n);
+    h->len += n;
+    return 0;
+}
+
+/* A piece of a header name (is_value 0) or value (1) from llhttp.  The first name piece starts
+ * a new line.  -1 on overflow (too many lines or bytes). */
+int px_hdrs_piece(px_hdrs *h, int is_value, const char *p, size_t n)
+{
+    if (!is_value && h->in_value == 0) {         /* a new line begins */
+        if (h->n >= PX_MAX_HEADERS)
+            return -1;
+        h->name[h->n] = (uint32_t)h->len;
+        h->in_value = 1;
+    }
+    return hdrs_append(h, p, n);
+}
+
+/* Terminate the name (is_value 0) or the value (1); a value completes the line. */
+int px_hdrs_end_piece(px_hdrs *h, int is_value)
+{
+    if (!is_value && h->in_value == 0) {         /* empty name (llhttp rejects it anyway) */
+        if (h->n >= PX_MAX_HEADERS)
+            return -1;
+        h->name[h->n] = (uint32_t)h->len;
+    }
+    if (hdrs_append(h, "", 0) < 0)
+        return -1;
+    h->buf[h->len++] = '\0';
+    if (!is_value) {
+        h->value[h->n] = (uint32_t)h->len;
+        h->in_value = 2;
+    } else {
+        h->in_value = 0;
+        h->n++;
+    }
+    return 0;
+}
+
+/* Value of the first header called name (case-insensitive), or NULL. */
+const char *px_hdrs_get(const px_hdrs *h, const char *name)
+{
+    int i;
+    for (i = 0; i < h->n; i++)
+        if (strcasecmp(h->buf + h->name[i], name) == 0)
+            return h->buf + h->value[i];
+    return NULL;
+}
+
+/* 1 when name is one of the comma-separated tokens of list (a Connection header value). */
+int px_header_listed(const char *list, const char *name)
+{
+    size_t nl = strlen(name);
+
+    while (list && *list) {
+        const char *end;
+        size_t tl;
+        while (*list == ' ' || *list == '\t' || *list == ',')
+            list++;
+        end = list;
+        while (*end && *end != ',')
+            end++;
+        tl = (size_t)(end - list);
+        while (tl > 0 && (list[tl - 1] == ' ' || list[tl - 1] == '\t'))
+            tl--;
+        if (tl == nl && strncasecmp(list, name, nl) == 0)
+            return 1;
+        list = end;
+    }
+    return 0;
+}
+
+/* Headers that describe one hop and are never forwarded as they are. */
+int px_hop_by_hop(const char *name)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                      "upgrade", "transfer-encoding", NULL};
+    int i;
+    for (i = 0; hop[i]; i++)
+        if (strcasecmp(name, hop[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Reason phrase for the statuses the proxy produces itself. */
+const char *px_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+/* An error the proxy answers itself, in Ollama's JSON shape ({"error":"..."}) or, for /v1 paths,
+ * OpenAI's ({"error":{"message":...,"type":...}}).  msg must be JSON-safe. */
+void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close)
+{
+    char body[512];
+    int n;
+
+    if (v1)
+        n = snprintf(body, sizeof body,
+                     "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":null}}",
+                     msg, status >= 500 ? "server_error" : "invalid_request_error");
+    else
+        n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+                        "Content-Length: %d\r\n%s\r\n",
+                        status, px_reason(status), n, close ? "Connection: close\r\n" : "");
+    evbuffer_add(out, body, (size_t)n);
+}

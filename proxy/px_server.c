@@ -1,0 +1,201 @@
+/* px_server.c — the proxy server's life: bind, readiness probe, controller tick, and the
+ * SIGTERM drain (readyz 503 at once, accept for a grace, finish in-flight work up to the drain
+ * window, then exit the loop). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "proxy/px_int.h"
+
+#define PX_LISTEN_BACKLOG 1024  /* accept queue */
+
+void px_upstream_init(void);
+
+/* Seconds → timeval. */
+static struct timeval tv_of(double seconds)
+{
+    struct timeval tv;
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
+
+static void probe_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    px_probe_start(arg);
+}
+
+static void tick_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    px_server *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->hooks.on_tick)
+        s->hooks.on_tick(s->hooks.ud, px_now());
+}
+
+/* Exit the loop once the drain has nothing left to wait for. */
+void px_server_maybe_exit(px_server *s)
+{
+    if (s->draining && s->grace_over && s->inflight == 0) {
+        px_log(PX_LOG_INFO, "drained", NULL);
+        event_base_loopexit(s->base, NULL);
+    }
+}
+
+static void grace_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    px_server *s = arg;
+    (void)fd;
+    (void)what;
+    s->grace_over = 1;
+    if (s->listener) {
+        evconnlistener_free(s->listener);       /* new connections are refused from now on */
+        s->listener = NULL;
+    }
+    px_log(PX_LOG_INFO, "listener closed", "\"inflight\":%d", s->inflight);
+    px_close_idle(s);
+    px_server_maybe_exit(s);
+}
+
+static void deadline_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    px_server *s = arg;
+    (void)fd;
+    (void)what;
+    px_log(PX_LOG_WARN, "drain deadline: cutting what is left", "\"inflight\":%d", s->inflight);
+    px_close_all(s);
+    event_base_loopexit(s->base, NULL);
+}
+
+/* Start draining (SIGTERM/SIGINT); a second call does nothing. */
+void px_server_drain(px_server *s)
+{
+    double grace = s->cfg->drain_seconds < PX_DRAIN_GRACE_MAX ? s->cfg->drain_seconds
+                                                              : PX_DRAIN_GRACE_MAX;
+    struct timeval g = tv_of(grace), d = tv_of(s->cfg->drain_seconds);
+
+    if (s->draining)
+        return;
+    s->draining = 1;
+    px_log(PX_LOG_INFO, "draining", "\"grace_seconds\":%.3f,\"drain_seconds\":%.3f,\"inflight\":%d",
+           grace, s->cfg->drain_seconds, s->inflight);
+    evtimer_add(s->grace_timer, &g);
+    evtimer_add(s->deadline_timer, &d);
+}
+
+/* 1 when not draining and the upstream accepted a connection recently. */
+int px_server_ready(const px_server *s)
+{
+    return !s->draining && s->up_ok_at > 0 && px_now() - s->up_ok_at < PX_READY_FRESH_SECONDS;
+}
+
+int px_server_port(const px_server *s) { return s->port; }
+
+/* Bind the listener on cfg->listen; NULL with err on failure. */
+px_server *px_server_new(struct event_base *base, const px_config *cfg, const px_hooks *hooks,
+                         char *err, size_t errlen)
+{
+    px_server *s = calloc(1, sizeof *s);
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    struct timeval probe = tv_of(PX_READY_PROBE_SECONDS), tick = tv_of(PX_TICK_SECONDS);
+    char host[PX_ADDR_MAX];
+    int port;
+
+    if (!s) {
+        snprintf(err, errlen, "litebrain-proxy: out of memory");
+        return NULL;
+    }
+    px_client_init();
+    px_upstream_init();
+    s->base = base;
+    s->cfg = cfg;
+    if (hooks)
+        s->hooks = *hooks;
+    /* the upstream: an IP literal is used as is; a name is resolved asynchronously */
+    sslen = sizeof s->up_addr;
+    {
+        char lit[PX_ADDR_MAX + 16];
+        snprintf(lit, sizeof lit, strchr(cfg->upstream_host, ':') ? "[%s]:%d" : "%s:%d",
+                 cfg->upstream_host, cfg->upstream_port);
+        if (evutil_parse_sockaddr_port(lit, (struct sockaddr *)&s->up_addr, &sslen) == 0)
+            s->up_addrlen = sslen;
+    }
+    s->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (!s->up_addrlen && !s->dns) {
+        snprintf(err, errlen, "litebrain-proxy: cannot set up DNS to resolve %s",
+                 cfg->upstream_host);
+        goto fail;
+    }
+    if (px_parse_hostport(cfg->listen, host, sizeof host, &port) < 0) {
+        snprintf(err, errlen, "litebrain-proxy: bad listen address %s", cfg->listen);
+        goto fail;
+    }
+    {
+        char lit[PX_ADDR_MAX + 16];
+        sslen = sizeof ss;
+        snprintf(lit, sizeof lit, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        if (evutil_parse_sockaddr_port(lit, (struct sockaddr *)&ss, &sslen) < 0) {
+            snprintf(err, errlen, "litebrain-proxy: --listen needs an IP address, got %s",
+                     cfg->listen);
+            goto fail;
+        }
+    }
+    s->listener = evconnlistener_new_bind(base, px_on_accept, s,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                          PX_LISTEN_BACKLOG, (struct sockaddr *)&ss, sslen);
+    if (!s->listener) {
+        snprintf(err, errlen, "litebrain-proxy: cannot listen on %s: %s", cfg->listen,
+                 strerror(errno));
+        goto fail;
+    }
+    evconnlistener_set_error_cb(s->listener, px_on_accept_error);
+    sslen = sizeof ss;
+    getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&ss, (socklen_t *)&sslen);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    s->probe_timer = event_new(base, -1, EV_PERSIST, probe_timercb, s);
+    s->tick_timer = event_new(base, -1, EV_PERSIST, tick_timercb, s);
+    s->grace_timer = evtimer_new(base, grace_timercb, s);
+    s->deadline_timer = evtimer_new(base, deadline_timercb, s);
+    if (!s->probe_timer || !s->tick_timer || !s->grace_timer || !s->deadline_timer) {
+        snprintf(err, errlen, "litebrain-proxy: out of memory");
+        goto fail;
+    }
+    evtimer_add(s->probe_timer, &probe);
+    evtimer_add(s->tick_timer, &tick);
+    px_probe_start(s);
+    return s;
+fail:
+    px_server_free(s);
+    return NULL;
+}
+
+/* Close everything and free s (after the loop has stopped). */
+void px_server_free(px_server *s)
+{
+    if (!s)
+        return;
+    px_close_all(s);
+    px_up_pool_free(s);
+    if (s->probe)
+        bufferevent_free(s->probe);
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->probe_timer)
+        event_free(s->probe_timer);
+    if (s->tick_timer)
+        event_free(s->tick_timer);
+    if (s->grace_timer)
+        event_free(s->grace_timer);
+    if (s->deadline_timer)
+        event_free(s->deadline_timer);
+    if (s->dns)
+        evdns_base_free(s->dns, 0);
+    free(s);
+}

@@ -1,0 +1,514 @@
+/* px_upstream.c — the upstream side: a keep-alive pool of connections to Ollama, strict
+ * response parsing with llhttp, and the relay of response bytes to the client as they arrive.
+ *
+ * Data path: upstream socket → bufferevent input → llhttp (paused at the end of the head and
+ * of the message) → head rebuilt for the client (hop-by-hop dropped, X-LiteBrain-* added) →
+ * body bytes moved, not copied, to the client's output (evbuffer_remove_buffer), chunk framing
+ * and all.  When the client's output passes the high watermark, upstream reads pause until it
+ * drains below the low one (px_up_resume), so a slow client slows Ollama instead of growing
+ * memory. */
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include "proxy/px_int.h"
+
+static llhttp_settings_t resp_settings;         /* static: outlives every parser */
+
+static void up_free(px_up *u);
+
+/* (Re)arm the upstream timer; seconds < 0 disarms it. */
+static void up_arm(px_up *u, double seconds)
+{
+    struct timeval tv;
+
+    if (seconds < 0) {
+        evtimer_del(u->timer);
+        return;
+    }
+    tv.tv_sec = (time_t)seconds;
+    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+    evtimer_add(u->timer, &tv);
+}
+
+/* ---------- response parsing callbacks ---------- */
+
+#define UP(p) ((px_up *)(p)->data)
+
+static int on_message_begin(llhttp_t *p)
+{
+    px_up *u = UP(p);
+    px_hdrs_free(&u->hdrs);
+    px_hdrs_init(&u->hdrs, PX_RESP_HEAD_MAX);
+    u->reason_len = 0;
+    u->reason[0] = '\0';
+    return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t n)
+{
+    px_up *u = UP(p);
+    if (u->reason_len + n < sizeof u->reason) {
+        memcpy(u->reason + u->reason_len, at, n);
+        u->reason_len += n;
+        u->reason[u->reason_len] = '\0';
+    }
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    return px_hdrs_piece(&UP(p)->hdrs, 0, at, n);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    return px_hdrs_piece(&UP(p)->hdrs, 1, at, n);
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    return px_hdrs_end_piece(&UP(p)->hdrs, 0);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    return px_hdrs_end_piece(&UP(p)->hdrs, 1);
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    px_up *u = UP(p);
+    int status = llhttp_get_status_code(p);
+
+    if (status >= 100 && status < 200 && status != 101)
+        return 0;                               /* informational: swallowed, see below */
+    u->head_done = 1;
+    u->chunked = (p->flags & F_CHUNKED) != 0;
+    /* why: the parser cannot know the request was HEAD; 1 means "no body follows" */
+    return u->req->is_head ? 1 : HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    px_up *u = UP(p);
+    px_req *r = u->req;
+    px_server *s = u->srv;
+
+    if (n == 0)
+        return 0;
+    if (r->v.t_first_byte == 0)
+        r->v.t_first_byte = px_now();
+    r->v.bytes_out += n;
+    if (!r->relay_raw)
+        evbuffer_add(bufferevent_get_output(r->conn->bev), at, n);
+    if (s->hooks.on_body)
+        s->hooks.on_body(s->hooks.ud, &r->hook_data, &r->v, at, n);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    px_up *u = UP(p);
+    if (!u->head_done)
+        return 0;                               /* end of a 1xx: the real response follows */
+    u->msg_done = 1;
+    return HPE_PAUSED;
+}
+
+/* ---------- relay ---------- */
+
+/* Write the client's response head: upstream status and headers minus hop-by-hop ones, plus
+ * the hooks' headers, plus Connection: close when this exchange ends the connection. */
+static void send_head(px_up *u)
+{
+    px_req *r = u->req;
+    px_conn *c = r->conn;
+    px_server *s = u->srv;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    const char *conn_hdr = px_hdrs_get(&u->hdrs, "connection");
+    int status = llhttp_get_status_code(&u->parser), i;
+    int needs_eof = !r->is_head && llhttp_message_needs_eof(&u->parser);
+
+    r->relay_raw = !(r->http10 && u->chunked);
+    if (needs_eof || !r->keepalive || s->draining)
+        c->closing = 1;                         /* read at response_done */
+    r->v.status = status;
+    r->v.t_head = px_now();
+    r->v.content_type = px_hdrs_get(&u->hdrs, "content-type");
+    if (!r->v.content_type)
+        r->v.content_type = "";
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, u->reason);
+    for (i = 0; i < u->hdrs.n; i++) {
+        const char *n = u->hdrs.buf + u->hdrs.name[i], *v = u->hdrs.buf + u->hdrs.value[i];
+        if (strcasecmp(n, "transfer-encoding") == 0 && r->relay_raw) {
+            evbuffer_add_printf(out, "%s: %s\r\n", n, v);   /* framing passes through as is */
+            continue;
+        }
+        if (px_hop_by_hop(n) || (conn_hdr && px_header_listed(conn_hdr, n)))
+            continue;
+        evbuffer_add_printf(out, "%s: %s\r\n", n, v);
+    }
+    evbuffer_add_printf(out, "%s%s\r\n", r->extra, c->closing ? "Connection: close\r\n" : "");
+    r->head_sent = 1;
+    if (s->hooks.on_head)
+        s->hooks.on_head(s->hooks.ud, &r->hook_data, &r->v);
+}
+
+/* Pool an idle connection or free it. */
+static void pool_put(px_up *u)
+{
+    px_server *s = u->srv;
+
+    if (s->npool >= PX_POOL_MAX_IDLE || s->draining) {
+        up_free(u);
+        return;
+    }
+    u->next = s->pool;
+    s->pool = u;
+    s->npool++;
+    u->paused = 0;
+    bufferevent_enable(u->bev, EV_READ);        /* notice an upstream close while idle */
+    up_arm(u, PX_POOL_IDLE_SECONDS);
+}
+
+/* Remove u from the idle pool if it is there. */
+static void pool_remove(px_up *u)
+{
+    px_up **pp;
+    for (pp = &u->srv->pool; *pp; pp = &(*pp)->next)
+        if (*pp == u) {
+            *pp = u->next;
+            u->srv->npool--;
+            return;
+        }
+}
+
+/* The response is complete: finish the exchange, recycle the connection, tell the client. */
+static void up_done(px_up *u)
+{
+    px_req *r = u->req;
+    px_conn *c = r->conn;
+    int reusable = llhttp_should_keep_alive(&u->parser) &&
+                   evbuffer_get_length(bufferevent_get_input(u->bev)) == 0 &&
+                   evbuffer_get_length(bufferevent_get_output(u->bev)) == 0;
+
+    r->state = RQ_DONE;
+    if (!r->head_sent)
+        send_head(u);
+    px_req_finish(r, PX_END_OK, r->v.status);
+    r->up = NULL;
+    u->req = NULL;
+    if (reusable)
+        pool_put(u);
+    else
+        up_free(u);
+    px_conn_response_done(c);
+}
+
+/* The exchange failed on the upstream side: close u, then let the client side answer. */
+static void up_fail(px_up *u, px_end end, int status, const char *msg)
+{
+    px_req *r = u->req;
+    px_conn *c = r->conn;
+
+    px_log(PX_LOG_WARN, "upstream failed", "\"end\":%d,\"status\":%d,\"reason\":\"%s\"", (int)end,
+           status, msg);
+    r->up = NULL;
+    u->req = NULL;
+    up_free(u);
+    px_conn_upstream_failed(c, end, r->head_sent ? 0 : status, msg);
+}
+
+static void up_readcb(struct bufferevent *bev, void *arg)
+{
+    px_up *u = arg;
+    px_req *r = u->req;
+    struct evbuffer *in = bufferevent_get_input(bev), *cout;
+    int ran_empty = 0;
+
+    if (!r) {                                   /* an idle connection must stay silent */
+        pool_remove(u);
+        up_free(u);
+        return;
+    }
+    cout = bufferevent_get_output(r->conn->bev);
+    u->got_byte = 1;
+    up_arm(u, u->srv->cfg->upstream_idle_timeout);
+    while (!u->msg_done) {
+        struct evbuffer_iovec vec;
+        int head_phase = !u->head_done;
+        size_t used;
+        llhttp_errno_t e;
+
+        if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0) {
+            /* why: a zero-length body completes only when the parser runs once more */
+            if (!u->head_done || ran_empty)
+                break;
+            vec.iov_base = (void *)"";
+            vec.iov_len = 0;
+            ran_empty = 1;
+        }
+        e = llhttp_execute(&u->parser, vec.iov_base, vec.iov_len);
+        used = vec.iov_len;
+        if (e == HPE_PAUSED) {
+            used = (size_t)(llhttp_get_error_pos(&u->parser) - (const char *)vec.iov_base);
+            llhttp_resume(&u->parser);
+        } else if (e != HPE_OK) {
+            up_fail(u, PX_END_UPSTREAM_PROTOCOL, 502, "invalid response from upstream");
+            return;
+        }
+        if (head_phase) {
+            evbuffer_drain(in, used);           /* the head is rebuilt, never relayed raw */
+            if (u->head_done && !r->head_sent)
+                send_head(u);
+        } else if (r->relay_raw) {
+            evbuffer_remove_buffer(in, cout, used);
+        } else {
+            evbuffer_drain(in, used);           /* decoded bytes already went out in on_body */
+        }
+        if (vec.iov_len == 0)
+            break;
+    }
+    if (u->msg_done) {
+        up_done(u);
+        return;
+    }
+    if (evbuffer_get_length(cout) > PX_HIGH_WATERMARK) {
+        bufferevent_disable(bev, EV_READ);      /* backpressure: the client is slower */
+        u->paused = 1;
+        up_arm(u, -1);                          /* a slow client is not an idle upstream */
+    }
+}
+
+/* Client output drained below the low watermark: read from the upstream again. */
+void px_up_resume(px_up *u)
+{
+    if (!u->paused)
+        return;
+    u->paused = 0;
+    bufferevent_enable(u->bev, EV_READ);
+    up_arm(u, u->srv->cfg->upstream_idle_timeout);
+}
+
+static int up_connect(px_up *u);
+
+static void up_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    px_up *u = arg;
+    px_req *r = u->req;
+    px_server *s = u->srv;
+    int one = 1;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        u->connected = 1;
+        s->up_ok_at = px_now();
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        up_arm(u, -1);                          /* no first-byte timeout: models load slowly */
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (!r) {                                   /* idle connection closed by Ollama */
+        pool_remove(u);
+        up_free(u);
+        return;
+    }
+    if (!u->connected) {
+        up_fail(u, PX_END_UPSTREAM_CONNECT, 502, "upstream unreachable");
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && u->head_done) {
+        llhttp_errno_t e = llhttp_finish(&u->parser);
+        if ((e == HPE_OK || e == HPE_PAUSED) && u->msg_done) {
+            up_done(u);                         /* body delimited by the close */
+            return;
+        }
+    }
+    if (!u->got_byte && u->reused && !r->retried) {
+        /* why: Ollama may close a kept-alive connection just as we reuse it; the request
+         * never reached it, so one retry on a fresh connection is safe */
+        r->retried = 1;
+        r->up = NULL;
+        u->req = NULL;
+        up_free(u);
+        px_up_dispatch(s, r);
+        return;
+    }
+    if (!u->head_done)
+        up_fail(u, PX_END_UPSTREAM_RESET, 502, "upstream closed the connection");
+    else
+        up_fail(u, PX_END_UPSTREAM_BROKEN, 0, "upstream broke the stream");
+}
+
+static void up_timeoutcb(evutil_socket_t fd, short what, void *arg)
+{
+    px_up *u = arg;
+    (void)fd;
+    (void)what;
+
+    if (!u->req) {                              /* idle too long in the pool */
+        pool_remove(u);
+        up_free(u);
+    } else if (!u->connected) {
+        up_fail(u, PX_END_UPSTREAM_CONNECT, 502, "upstream connect timeout");
+    } else {
+        up_fail(u, PX_END_UPSTREAM_TIMEOUT, 504, "upstream idle timeout");
+    }
+}
+
+/* ---------- connections ---------- */
+
+static void up_free(px_up *u)
+{
+    event_free(u->timer);
+    bufferevent_free(u->bev);                   /* closes the socket at once */
+    px_hdrs_free(&u->hdrs);
+    free(u);
+}
+
+/* Start connecting u; -1 when the attempt could not even start. */
+static int up_connect(px_up *u)
+{
+    px_server *s = u->srv;
+    struct timeval tv = {(time_t)PX_CONNECT_TIMEOUT, 0};
+
+    evtimer_add(u->timer, &tv);
+    if (s->up_addrlen)
+        return bufferevent_socket_connect(u->bev, (struct sockaddr *)&s->up_addr, s->up_addrlen);
+    return bufferevent_socket_connect_hostname(u->bev, s->dns, AF_UNSPEC,
+                                               s->cfg->upstream_host, s->cfg->upstream_port);
+}
+
+/* A new, connecting upstream connection, or NULL. */
+static px_up *up_new(px_server *s)
+{
+    px_up *u = calloc(1, sizeof *u);
+
+    if (!u)
+        return NULL;
+    u->srv = s;
+    u->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    u->timer = evtimer_new(s->base, up_timeoutcb, u);
+    if (!u->bev || !u->timer) {
+        if (u->bev)
+            bufferevent_free(u->bev);
+        if (u->timer)
+            event_free(u->timer);
+        free(u);
+        return NULL;
+    }
+    px_hdrs_init(&u->hdrs, PX_RESP_HEAD_MAX);
+    bufferevent_setcb(u->bev, up_readcb, NULL, up_eventcb, u);
+    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+    if (up_connect(u) < 0) {
+        up_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* Send r's request upstream on a pooled connection, or a new one.  Failures are reported to
+ * the client side (502), possibly before this returns. */
+void px_up_dispatch(px_server *s, px_req *r)
+{
+    px_up *u = NULL;
+
+    if (!r->retried && s->pool) {
+        u = s->pool;
+        s->pool = u->next;
+        s->npool--;
+        u->reused = 1;
+        up_arm(u, -1);
+    } else {
+        u = up_new(s);
+        if (!u) {
+            px_conn_upstream_failed(r->conn, PX_END_UPSTREAM_CONNECT, 502, "upstream unreachable");
+            return;
+        }
+    }
+    u->next = NULL;
+    u->req = r;
+    r->up = u;
+    u->got_byte = u->head_done = u->msg_done = u->chunked = u->paused = 0;
+    llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
+    u->parser.data = u;
+    bufferevent_enable(u->bev, EV_READ);
+    evbuffer_add_buffer_reference(bufferevent_get_output(u->bev), r->upreq);
+}
+
+/* The client went away (or the exchange is being torn down): close u at once, which is what
+ * makes Ollama stop generating. */
+void px_up_abort(px_up *u)
+{
+    if (u->req)
+        u->req->up = NULL;
+    u->req = NULL;
+    up_free(u);
+}
+
+/* Free every idle pooled connection. */
+void px_up_pool_free(px_server *s)
+{
+    while (s->pool) {
+        px_up *u = s->pool;
+        s->pool = u->next;
+        up_free(u);
+    }
+    s->npool = 0;
+}
+
+/* ---------- readiness probe ---------- */
+
+static void probe_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    px_server *s = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        s->up_ok_at = px_now();
+    if (what & (BEV_EVENT_CONNECTED | BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        bufferevent_free(bev);
+        s->probe = NULL;
+    }
+}
+
+/* Try one TCP connect to the upstream in the background (never per readiness request). */
+void px_probe_start(px_server *s)
+{
+    struct timeval tv = {(time_t)PX_CONNECT_TIMEOUT, 0};
+    int rc;
+
+    if (s->probe)
+        return;
+    s->probe = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!s->probe)
+        return;
+    bufferevent_setcb(s->probe, NULL, NULL, probe_eventcb, s);
+    bufferevent_set_timeouts(s->probe, NULL, &tv);
+    bufferevent_enable(s->probe, EV_WRITE);
+    if (s->up_addrlen)
+        rc = bufferevent_socket_connect(s->probe, (struct sockaddr *)&s->up_addr, s->up_addrlen);
+    else
+        rc = bufferevent_socket_connect_hostname(s->probe, s->dns, AF_UNSPEC,
+                                                 s->cfg->upstream_host, s->cfg->upstream_port);
+    if (rc < 0) {
+        bufferevent_free(s->probe);
+        s->probe = NULL;
+    }
+}
+
+/* Settings shared by every response parser. */
+void px_upstream_init(void)
+{
+    llhttp_settings_init(&resp_settings);
+    resp_settings.on_message_begin = on_message_begin;
+    resp_settings.on_status = on_status;
+    resp_settings.on_header_field = on_header_field;
+    resp_settings.on_header_value = on_header_value;
+    resp_settings.on_header_field_complete = on_header_field_complete;
+    resp_settings.on_header_value_complete = on_header_value_complete;
+    resp_settings.on_headers_complete = on_headers_complete;
+    resp_settings.on_body = on_body;
+    resp_settings.on_message_complete = on_message_complete;
+}
