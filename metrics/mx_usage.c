@@ -190,11 +190,7 @@ static void struct_byte(mx_usage *u, char c)
         break;
     case ':':
         break;                          /* the pending field waits for its value */
-    case '\n':
-        if (u->depth == 0)
-            reset_parse(u);             /* between NDJSON lines / SSE events */
-        break;
-    case ' ': case '\t': case '\r':
+    case ' ': case '\t': case '\r': case '\n':
         break;
     default:
         if (c >= '0' && c <= '9' && watched(u) && u->field != FLD_NONE && u->field != FLD_USAGE) {
