@@ -43,7 +43,7 @@ $(BUILD):
 	@mkdir -p $@
 
 # Debian packages the build, the tests and the benchmarks need; installed only when missing.
-DEB_BUILD := build-essential pkg-config libevent-dev libjansson-dev libcurl4-openssl-dev node-llhttp
+DEB_BUILD := build-essential pkg-config curl libevent-dev libjansson-dev libcurl4-openssl-dev node-llhttp
 DEB_TEST  := libcmocka-dev nodejs npm prometheus openssl clang libclang-rt-14-dev curl
 deps:
 	@./scripts/ensure-debs.sh $(DEB_BUILD)

@@ -197,6 +197,9 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
+    /* why: llhttp 8 folds obs-fold continuation lines into the value; we refuse them */
+    if (memchr(at, '\r', n) || memchr(at, '\n', n))
+        return -1;
     if (px_hdrs_piece(&CONN(p)->req->hdrs, 1, at, n) < 0) {
         CONN(p)->err_status = 431;
         return -1;
@@ -568,6 +571,8 @@ void px_conn_response_done(px_conn *c)
     if (r) {
         if (r->up)
             px_up_abort(r->up);
+        if (r->close_after)
+            c->closing = 1;
         c->req = NULL;
         req_free(r);
     }

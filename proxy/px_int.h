@@ -65,6 +65,7 @@ struct px_req {
     int keepalive;              /* client connection may be reused after this exchange */
     int retried;                /* already retried once on a fresh upstream connection */
     int complete;               /* the whole request has been read */
+    int close_after;            /* close the client connection once this response is done */
     int head_sent;              /* response head written to the client */
     int relay_raw;              /* relay upstream body bytes as they are (else decoded) */
     char extra[PX_EXTRA_HEADERS_MAX]; /* X-LiteBrain-* headers from the hooks */

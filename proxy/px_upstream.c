@@ -134,7 +134,7 @@ static void send_head(px_up *u)
 
     r->relay_raw = !(r->http10 && u->chunked);
     if (needs_eof || !r->keepalive || s->draining)
-        c->closing = 1;                         /* read at response_done */
+        r->close_after = 1;                     /* acted on at response_done */
     r->v.status = status;
     r->v.t_head = px_now();
     r->v.content_type = px_hdrs_get(&u->hdrs, "content-type");
@@ -151,7 +151,7 @@ static void send_head(px_up *u)
             continue;
         evbuffer_add_printf(out, "%s: %s\r\n", n, v);
     }
-    evbuffer_add_printf(out, "%s%s\r\n", r->extra, c->closing ? "Connection: close\r\n" : "");
+    evbuffer_add_printf(out, "%s%s\r\n", r->extra, r->close_after ? "Connection: close\r\n" : "");
     r->head_sent = 1;
     if (s->hooks.on_head)
         s->hooks.on_head(s->hooks.ud, &r->hook_data, &r->v);

@@ -1,0 +1,19 @@
+#!/bin/sh
+# run.sh PROXY SIM — `make run`: start the proxy on :11435 (metrics :9090) against OLLAMA_HOST;
+# when nothing answers there, first start the bundled Ollama simulator on 127.0.0.1:11434.
+proxy=$1; sim=$2
+upstream=${OLLAMA_HOST:-http://127.0.0.1:11434}
+if curl -s -o /dev/null -m 2 "$(case "$upstream" in http://*) echo "$upstream";; *) echo "http://$upstream";; esac)/"; then
+    echo "make run: using the Ollama at $upstream" >&2
+    exec "$proxy" "$@"
+fi
+case "$upstream" in
+    http://127.0.0.1:11434|127.0.0.1:11434|http://localhost:11434|localhost:11434|http://127.0.0.1:11434/) ;;
+    *) echo "make run: nothing answers at $upstream; start Ollama there, or unset OLLAMA_HOST to use the simulator" >&2
+       exit 2 ;;
+esac
+echo "make run: no Ollama at $upstream — starting the bundled simulator (build/ollama-sim) on 127.0.0.1:11434" >&2
+"$sim" --listen 127.0.0.1:11434 &
+simpid=$!
+trap 'kill $simpid 2>/dev/null; wait $simpid 2>/dev/null' EXIT INT TERM
+"$proxy" --upstream http://127.0.0.1:11434 "$@"
