@@ -1,0 +1,416 @@
+/* test_metrics_server.c — the :9090 endpoints on a real loopback socket, with the clients on the
+ * same event_base as the server (so the test waits on events, never on sleeps). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include "metrics/metrics.h"
+
+#define WAIT_SECONDS 10                 /* a wait that takes longer than this fails the test */
+#define BIG_BYTES (4 * 1024 * 1024)     /* collector output that outgrows socket buffers */
+#define SMALL_RCVBUF 4096               /* the slow scraper's receive buffer */
+
+static struct event_base *base;
+static mx_server *srv;
+
+/* One raw HTTP client connection. */
+typedef struct client {
+    struct bufferevent *bev;            /* the connection */
+    struct evbuffer *got;               /* every byte received */
+    int eof;                            /* peer closed or error */
+} client;
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    client *c = arg;
+    evbuffer_add_buffer(c->got, bufferevent_get_input(bev));
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+    client *c = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        c->eof = 1;
+}
+
+/* Connect to the server; rcvbuf > 0 shrinks the socket's receive buffer first. */
+static client *client_new(int rcvbuf)
+{
+    client *c = calloc(1, sizeof *c);
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    evutil_make_socket_nonblocking(fd);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)mx_server_port(srv));
+    c->got = evbuffer_new();
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, client_read, NULL, client_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+    assert_int_equal(bufferevent_socket_connect(c->bev, (struct sockaddr *)&sin, sizeof sin), 0);
+    return c;
+}
+
+static void client_free(client *c)
+{
+    bufferevent_free(c->bev);
+    evbuffer_free(c->got);
+    free(c);
+}
+
+static void client_send(client *c, const char *req)
+{
+    bufferevent_write(c->bev, req, strlen(req));
+}
+
+static int timed_out;
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what; (void)arg;
+    timed_out = 1;
+}
+
+/* Run the loop until pred(arg) holds; fails the test after WAIT_SECONDS. */
+static void run_until(int (*pred)(void *), void *arg)
+{
+    struct timeval tv = { WAIT_SECONDS, 0 };
+    struct event *t = evtimer_new(base, on_timeout, NULL);
+    timed_out = 0;
+    evtimer_add(t, &tv);
+    while (!pred(arg) && !timed_out)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    assert_false(timed_out);
+}
+
+/* A parsed response: status, a header lookup, body bounds.  -1 status when incomplete. */
+typedef struct response {
+    int status;                         /* HTTP status, -1 if the head is incomplete */
+    const char *head;                   /* start of the head */
+    size_t head_len;                    /* bytes up to and including the blank line */
+    long content_length;                /* Content-Length, -1 if absent */
+    const char *body;                   /* body start */
+    size_t have;                        /* body bytes received after the head */
+} response;
+
+/* Parse the first response at text[0..n). */
+static response parse(const char *text, size_t n)
+{
+    response r = { -1, text, 0, -1, NULL, 0 };
+    const char *end = memmem(text, n, "\r\n\r\n", 4);
+    if (!end || sscanf(text, "HTTP/1.%*d %d", &r.status) != 1) {
+        r.status = -1;
+        return r;
+    }
+    r.head_len = (size_t)(end + 4 - text);
+    r.body = end + 4;
+    r.have = n - r.head_len;
+    for (const char *l = strstr(text, "\r\n") + 2; l < end; l = strstr(l, "\r\n") + 2)
+        if (strncasecmp(l, "Content-Length:", 15) == 0)
+            r.content_length = strtol(l + 15, NULL, 10);
+    return r;
+}
+
+/* Value of header name in r (static buffer), or NULL. */
+static const char *header(const response *r, const char *name)
+{
+    static char val[256];
+    size_t nl = strlen(name);
+    for (const char *l = strstr(r->head, "\r\n") + 2; l < r->head + r->head_len - 2;
+         l = strstr(l, "\r\n") + 2)
+        if (strncasecmp(l, name, nl) == 0 && l[nl] == ':') {
+            const char *v = l + nl + 1, *e = strstr(l, "\r\n");
+            while (*v == ' ')
+                v++;
+            snprintf(val, sizeof val, "%.*s", (int)(e - v), v);
+            return val;
+        }
+    return NULL;
+}
+
+static int is_eof(void *arg) { return ((client *)arg)->eof; }
+
+/* Send req with Connection: close, read to EOF, return the bytes (malloc'd, NUL-ended). */
+static char *exchange(const char *method, const char *path, size_t *len)
+{
+    char req[512], *out;
+    client *c = client_new(0);
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+             method, path);
+    client_send(c, req);
+    run_until(is_eof, c);
+    *len = evbuffer_get_length(c->got);
+    out = malloc(*len + 1);
+    evbuffer_remove(c->got, out, *len);
+    out[*len] = '\0';
+    client_free(c);
+    return out;
+}
+
+static int ready_value;                 /* what the ready callback answers */
+static int ready_cb(void *ud) { (void)ud; return ready_value; }
+static void debug_cb(struct evbuffer *out, void *ud)
+{
+    evbuffer_add_printf(out, "{\"mode\":\"%s\"}", (const char *)ud);
+}
+
+static int setup(void **state)
+{
+    char err[256] = "";
+    (void)state;
+    base = event_base_new();
+    mx_set_clock(NULL);
+    mx_init(mx_now(), 1700000000, "test");
+    srv = mx_server_start(base, "127.0.0.1", 0, ready_cb, debug_cb, "dry-run", err, sizeof err);
+    assert_non_null(srv);
+    assert_true(mx_server_port(srv) > 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mx_set_collector(NULL, NULL);
+    mx_server_free(srv);
+    event_base_free(base);
+    return 0;
+}
+
+/* GET /metrics: 200, the exact Content-Type, the whole exposition with a trailing newline. */
+static void test_get_metrics(void **state)
+{
+    size_t n;
+    char *t;
+    response r;
+    (void)state;
+    mx_request_done(MX_CX_LOW, 200, 0.2);
+    t = exchange("GET", "/metrics?x=1", &n);
+    r = parse(t, n);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    assert_int_equal(r.content_length, (long)r.have);
+    assert_true(r.have > 1000);
+    assert_memory_equal(r.body, "# HELP litebrain_complexity_score ", 34);
+    assert_int_equal(r.body[r.have - 1], '\n');
+    assert_non_null(strstr(r.body, "\nlitebrain_requests_total{complexity=\"low\",status=\"200\"} 1\n"));
+    free(t);
+}
+
+/* HEAD /metrics: headers (with the GET's Content-Length) and not one body byte. */
+static void test_head_metrics(void **state)
+{
+    size_t n;
+    char *t;
+    response r;
+    (void)state;
+    t = exchange("HEAD", "/metrics", &n);
+    r = parse(t, n);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    assert_true(r.content_length > 1000);
+    assert_int_equal(r.have, 0);
+    free(t);
+}
+
+static int two_responses(void *arg)
+{
+    client *c = arg;
+    size_t n = evbuffer_get_length(c->got);
+    const char *t = (const char *)evbuffer_pullup(c->got, -1);
+    response a = parse(t, n), b;
+    if (a.status < 0)
+        return c->eof;
+    b = parse(a.body, a.have);
+    return c->eof || (b.status > 0 && b.content_length >= 0 && (long)b.have >= b.content_length);
+}
+
+/* HEAD then GET on one keep-alive connection: the second response follows the first head at
+ * once, which is only true when the HEAD response carried no body. */
+static void test_head_keepalive(void **state)
+{
+    client *c = client_new(0);
+    size_t n;
+    const char *t;
+    response a, b;
+    (void)state;
+    client_send(c, "HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    run_until(two_responses, c);
+    n = evbuffer_get_length(c->got);
+    t = (const char *)evbuffer_pullup(c->got, -1);
+    a = parse(t, n);
+    assert_int_equal(a.status, 200);
+    b = parse(a.body, a.have);
+    assert_int_equal(b.status, 200);
+    assert_int_equal(b.have, 3);
+    assert_memory_equal(b.body, "ok\n", 3);
+    client_free(c);
+}
+
+/* /healthz, /readyz (both answers), /debug/scaling, 404, 405. */
+static void test_endpoints(void **state)
+{
+    struct { const char *method, *path; int ready; int status; const char *body; } cases[] = {
+        { "GET", "/healthz", 1, 200, "ok\n" },
+        { "GET", "/readyz", 1, 200, "ready\n" },
+        { "GET", "/readyz", 0, 503, "not ready\n" },
+        { "HEAD", "/readyz", 0, 503, "" },
+        { "GET", "/debug/scaling", 1, 200, "{\"mode\":\"dry-run\"}" },
+        { "GET", "/", 1, 404, "not found\n" },
+        { "GET", "/metricsx", 1, 404, "not found\n" },
+        { "POST", "/metrics", 1, 405, "method not allowed\n" },
+        { "DELETE", "/healthz", 1, 405, "method not allowed\n" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n;
+        char *t;
+        response r;
+        ready_value = cases[i].ready;
+        t = exchange(cases[i].method, cases[i].path, &n);
+        r = parse(t, n);
+        assert_int_equal(r.status, cases[i].status);
+        assert_int_equal(r.have, strlen(cases[i].body));
+        assert_memory_equal(r.body, cases[i].body, r.have);
+        if (cases[i].status == 405)
+            assert_string_equal(header(&r, "Allow"), "GET, HEAD");
+        if (strcmp(cases[i].path, "/debug/scaling") == 0)
+            assert_string_equal(header(&r, "Content-Type"), "application/json");
+        free(t);
+    }
+}
+
+/* Without callbacks: always ready, and /debug/scaling says the controller is off. */
+static void test_no_callbacks(void **state)
+{
+    char err[256];
+    mx_server *keep = srv;
+    size_t n;
+    char *t;
+    response r;
+    (void)state;
+    srv = mx_server_start(base, "127.0.0.1", 0, NULL, NULL, NULL, err, sizeof err);
+    assert_non_null(srv);
+    t = exchange("GET", "/readyz", &n);
+    assert_int_equal(parse(t, n).status, 200);
+    free(t);
+    t = exchange("GET", "/debug/scaling", &n);
+    r = parse(t, n);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"controller\":\"off\""));
+    free(t);
+    mx_server_free(srv);
+    srv = keep;
+}
+
+/* A port in use: NULL and a message. */
+static void test_bind_failure(void **state)
+{
+    char err[256] = "";
+    (void)state;
+    assert_null(mx_server_start(base, "127.0.0.1", mx_server_port(srv), NULL, NULL, NULL,
+                                err, sizeof err));
+    assert_non_null(strstr(err, "cannot bind"));
+}
+
+static int response_done(void *arg)
+{
+    client *c = arg;
+    size_t n = evbuffer_get_length(c->got);
+    response r = parse((const char *)evbuffer_pullup(c->got, -1), n);
+    return c->eof || (r.status > 0 && r.content_length >= 0 && (long)r.have >= r.content_length);
+}
+
+static int no_connections(void *arg) { (void)arg; return mx_server_connections(srv) == 0; }
+
+/* Keep-alive connections are tracked until they close; one past the cap gets 503. */
+static void test_connection_cap(void **state)
+{
+    client *c[MX_SERVER_MAX_CONNS + 1];
+    (void)state;
+    for (int i = 0; i <= MX_SERVER_MAX_CONNS; i++) {
+        c[i] = client_new(0);
+        client_send(c[i], "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        run_until(response_done, c[i]);
+        assert_int_equal(parse((const char *)evbuffer_pullup(c[i]->got, -1),
+                               evbuffer_get_length(c[i]->got)).status,
+                         i < MX_SERVER_MAX_CONNS ? 200 : 503);
+    }
+    assert_int_equal(mx_server_connections(srv), MX_SERVER_MAX_CONNS);
+    for (int i = 0; i <= MX_SERVER_MAX_CONNS; i++)
+        client_free(c[i]);
+    run_until(no_connections, NULL);
+}
+
+static void big_collector(struct evbuffer *out, void *ud)
+{
+    static char line[1024];
+    (void)ud;
+    memset(line, 'x', sizeof line);
+    line[0] = '#';
+    line[1] = ' ';
+    line[sizeof line - 1] = '\n';
+    for (int i = 0; i < BIG_BYTES / (int)sizeof line; i++)
+        evbuffer_add(out, line, sizeof line);
+}
+
+/* A scraper that does not read its (large) response does not stop anyone else being served;
+ * when it finally reads, it gets every byte. */
+static void test_slow_scraper(void **state)
+{
+    client *slow = client_new(SMALL_RCVBUF), *fast;
+    size_t n;
+    response r;
+    (void)state;
+    mx_set_collector(big_collector, NULL);
+    bufferevent_disable(slow->bev, EV_READ);
+    client_send(slow, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    fast = client_new(0);
+    client_send(fast, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    run_until(is_eof, fast);
+    assert_int_equal(parse((const char *)evbuffer_pullup(fast->got, -1),
+                           evbuffer_get_length(fast->got)).status, 200);
+    assert_int_equal(evbuffer_get_length(slow->got), 0);
+    assert_int_equal(mx_server_connections(srv), 1);      /* the slow one, still writing */
+    bufferevent_enable(slow->bev, EV_READ);
+    run_until(is_eof, slow);
+    n = evbuffer_get_length(slow->got);
+    r = parse((const char *)evbuffer_pullup(slow->got, -1), n);
+    assert_int_equal(r.status, 200);
+    assert_true(r.have > BIG_BYTES);
+    assert_int_equal((long)r.have, r.content_length);
+    client_free(slow);
+    client_free(fast);
+    mx_set_collector(NULL, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_keepalive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bind_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_scraper, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
