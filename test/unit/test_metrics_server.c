@@ -30,6 +30,7 @@ typedef struct client {
     struct bufferevent *bev;            /* the connection */
     struct evbuffer *got;               /* every byte received */
     int eof;                            /* peer closed or error */
+    char *text;                         /* NUL-terminated copy of got (see got_text) */
 } client;
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -72,7 +73,18 @@ static void client_free(client *c)
 {
     bufferevent_free(c->bev);
     evbuffer_free(c->got);
+    free(c->text);
     free(c);
+}
+
+/* The bytes received so far as a NUL-terminated string (valid until the next call). */
+static const char *got_text(client *c, size_t *n)
+{
+    *n = evbuffer_get_length(c->got);
+    c->text = realloc(c->text, *n + 1);
+    evbuffer_copyout(c->got, c->text, *n);
+    c->text[*n] = '\0';
+    return c->text;
 }
 
 static void client_send(client *c, const char *req)
@@ -114,7 +126,7 @@ typedef struct response {
 static response parse(const char *text, size_t n)
 {
     response r = { -1, text, 0, -1, NULL, 0 };
-    const char *end = memmem(text, n, "\r\n\r\n", 4);
+    const char *end = n ? memmem(text, n, "\r\n\r\n", 4) : NULL;
     if (!end || sscanf(text, "HTTP/1.%*d %d", &r.status) != 1) {
         r.status = -1;
         return r;
@@ -232,8 +244,8 @@ static void test_head_metrics(void **state)
 static int two_responses(void *arg)
 {
     client *c = arg;
-    size_t n = evbuffer_get_length(c->got);
-    const char *t = (const char *)evbuffer_pullup(c->got, -1);
+    size_t n;
+    const char *t = got_text(c, &n);
     response a = parse(t, n), b;
     if (a.status < 0)
         return c->eof;
@@ -252,8 +264,7 @@ static void test_head_keepalive(void **state)
     (void)state;
     client_send(c, "HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     run_until(two_responses, c);
-    n = evbuffer_get_length(c->got);
-    t = (const char *)evbuffer_pullup(c->got, -1);
+    t = got_text(c, &n);
     a = parse(t, n);
     assert_int_equal(a.status, 200);
     b = parse(a.body, a.have);
@@ -332,8 +343,9 @@ static void test_bind_failure(void **state)
 static int response_done(void *arg)
 {
     client *c = arg;
-    size_t n = evbuffer_get_length(c->got);
-    response r = parse((const char *)evbuffer_pullup(c->got, -1), n);
+    size_t n;
+    const char *t = got_text(c, &n);
+    response r = parse(t, n);
     return c->eof || (r.status > 0 && r.content_length >= 0 && (long)r.have >= r.content_length);
 }
 
@@ -348,9 +360,9 @@ static void test_connection_cap(void **state)
         c[i] = client_new(0);
         client_send(c[i], "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
         run_until(response_done, c[i]);
-        assert_int_equal(parse((const char *)evbuffer_pullup(c[i]->got, -1),
-                               evbuffer_get_length(c[i]->got)).status,
-                         i < MX_SERVER_MAX_CONNS ? 200 : 503);
+        size_t n;
+        const char *t = got_text(c[i], &n);
+        assert_int_equal(parse(t, n).status, i < MX_SERVER_MAX_CONNS ? 200 : 503);
     }
     assert_int_equal(mx_server_connections(srv), MX_SERVER_MAX_CONNS);
     for (int i = 0; i <= MX_SERVER_MAX_CONNS; i++)
@@ -376,6 +388,7 @@ static void test_slow_scraper(void **state)
 {
     client *slow = client_new(SMALL_RCVBUF), *fast;
     size_t n;
+    const char *t;
     response r;
     (void)state;
     mx_set_collector(big_collector, NULL);
@@ -384,14 +397,14 @@ static void test_slow_scraper(void **state)
     fast = client_new(0);
     client_send(fast, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     run_until(is_eof, fast);
-    assert_int_equal(parse((const char *)evbuffer_pullup(fast->got, -1),
-                           evbuffer_get_length(fast->got)).status, 200);
+    t = got_text(fast, &n);
+    assert_int_equal(parse(t, n).status, 200);
     assert_int_equal(evbuffer_get_length(slow->got), 0);
     assert_int_equal(mx_server_connections(srv), 1);      /* the slow one, still writing */
     bufferevent_enable(slow->bev, EV_READ);
     run_until(is_eof, slow);
-    n = evbuffer_get_length(slow->got);
-    r = parse((const char *)evbuffer_pullup(slow->got, -1), n);
+    t = got_text(slow, &n);
+    r = parse(t, n);
     assert_int_equal(r.status, 200);
     assert_true(r.have > BIG_BYTES);
     assert_int_equal((long)r.have, r.content_length);
