@@ -557,7 +557,22 @@ static void conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
         conn_arm(c, c->srv->cfg->idle_timeout);
         return;
     }
+    if (c->req && c->req->state == RQ_UPSTREAM && c->req->v.t_end == 0) {
+        /* the client stopped reading a response for the whole idle timeout */
+        px_log(PX_LOG_WARN, "client stopped reading", "\"seconds\":%.3f",
+               c->srv->cfg->idle_timeout);
+        if (c->req->up)
+            px_up_abort(c->req->up);
+        px_req_finish(c->req, PX_END_CLIENT_GONE, 499);
+    }
     conn_free(c);
+}
+
+/* The upstream is paused on c's full output (stalled 1) or flowing again (0): a client that
+ * reads nothing for the idle timeout is cut, so it cannot pin an Ollama slot forever. */
+void px_conn_stalled(px_conn *c, int stalled)
+{
+    conn_arm(c, stalled ? c->srv->cfg->idle_timeout : -1);
 }
 
 /* ---------- end of an exchange ---------- */

@@ -149,6 +149,7 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
 void px_on_accept_error(struct evconnlistener *l, void *arg);
 void px_close_idle(px_server *s);
 void px_close_all(px_server *s);
+void px_conn_stalled(px_conn *c, int stalled);
 void px_req_finish(px_req *r, px_end end, int status);
 void px_conn_response_done(px_conn *c);
 void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg);

@@ -280,6 +280,7 @@ static void up_readcb(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_READ);      /* backpressure: the client is slower */
         u->paused = 1;
         up_arm(u, -1);                          /* a slow client is not an idle upstream */
+        px_conn_stalled(r->conn, 1);
     }
 }
 
@@ -291,6 +292,8 @@ void px_up_resume(px_up *u)
     u->paused = 0;
     bufferevent_enable(u->bev, EV_READ);
     up_arm(u, u->srv->cfg->upstream_idle_timeout);
+    if (u->req)
+        px_conn_stalled(u->req->conn, 0);
 }
 
 static int up_connect(px_up *u);
