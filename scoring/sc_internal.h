@@ -14,6 +14,7 @@
 #define SC_TOKEN_MAX 40             /* letters of a token kept for keyword matching */
 #define SC_NUM_COPY_MAX 64          /* number literals up to this length are converted exactly */
 #define SC_ROLE_MAX 16              /* bytes of a message "role" kept */
+#define SC_SWAR_FIRSTS_MAX 8        /* distinct keyword first letters the 8-byte path tests */
 
 /* ---- static formula (see README "Score formula") ---- */
 #define SC_HIST_WORD_W 0.5          /* an earlier message's word counts half a current word */
@@ -57,6 +58,8 @@ typedef struct sc_kwset {
     int n;                           /* entries used */
     uint8_t first_lo[256];           /* first index of keywords starting with a byte */
     uint8_t first_hi[256];           /* one past the last (lo == hi: none) */
+    uint8_t firsts[SC_SWAR_FIRSTS_MAX]; /* distinct first bytes, for the 8-byte text path */
+    int nfirsts;                     /* entries in firsts; -1 = too many, byte path only */
 } sc_kwset;
 
 /* Build the set from the built-in keywords plus the policy's (duplicates dropped). */

@@ -217,6 +217,61 @@ static int escaped_class(long v, uint8_t *lc)
     return C_HIGH;
 }
 
+#define SC_ONES 0x0101010101010101ull
+#define SC_HIGHS 0x8080808080808080ull
+
+/* Per byte of a word of bytes < 0x80: 0x80 where the byte equals c. */
+static inline uint64_t swar_eq(uint64_t x, uint8_t c)
+{
+    uint64_t y = x ^ (SC_ONES * c);
+    return ~((y + SC_ONES * 0x7f) | y) & SC_HIGHS;
+}
+
+/* Per byte of a word of bytes < 0x80: 0x80 where the byte is >= n (n <= 0x80). */
+static inline uint64_t swar_ge(uint64_t x, uint8_t n)
+{
+    return ((x | SC_HIGHS) - SC_ONES * n) & SC_HIGHS;
+}
+
+/* The 8-byte text path: consume plain ASCII bytes eight at a time, counting word starts with
+ * a popcount, and stop before anything the byte path must see: a quote, backslash, control or
+ * non-ASCII byte, or the start of a token that could be a keyword.  Keeps t consistent. */
+static void swar_text(const sc_kwset *kw, const uint8_t **pp, const uint8_t *end, sc_tok *t,
+                      sc_sink *k)
+{
+    const uint8_t *p = *pp;
+    uint64_t carry_sp = t->in_word ? 0 : 0x80;     /* previous byte was a space */
+    uint64_t carry_an = t->state == 2 ? 0x80 : 0;  /* previous byte continues a token */
+    uint64_t words = 0;
+    while (end - p >= 8) {
+        uint64_t x, x7;
+        memcpy(&x, p, 8);
+        x7 = x & ~SC_HIGHS;
+        uint64_t special = (x & SC_HIGHS) | (~swar_ge(x7, 0x20) & SC_HIGHS) | swar_eq(x7, '"') |
+                           swar_eq(x7, '\\');
+        uint64_t sp = swar_eq(x7, ' ');
+        uint64_t fold = x7 | (SC_ONES * 0x20);
+        uint64_t an = (swar_ge(fold, 'a') & ~swar_ge(fold, 'z' + 1)) |
+                      (swar_ge(x7, '0') & ~swar_ge(x7, '9' + 1));
+        uint64_t start = an & ~((an << 8) | carry_an);
+        uint64_t cand = 0;
+        for (int i = 0; i < kw->nfirsts; i++) cand |= swar_eq(fold, kw->firsts[i]);
+        uint64_t stop = special | (cand & start);
+        int n = stop ? __builtin_ctzll(stop) / 8 : 8;
+        if (n == 0) break;
+        uint64_t mask = n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
+        words += (uint64_t)__builtin_popcountll(~sp & ((sp << 8) | carry_sp) & SC_HIGHS & mask);
+        carry_sp = (sp >> (8 * (n - 1))) & 0x80;
+        carry_an = (an >> (8 * (n - 1))) & 0x80;
+        p += n;
+        if (n < 8) break;
+    }
+    k->words += words;
+    t->in_word = !carry_sp;
+    t->state = carry_an ? 2 : 0;
+    *pp = p;
+}
+
 /* Count words and keyword hits of a string into k (cursor after the opening quote). */
 static int scan_text(sc_scan *s, sc_sink *k)
 {
@@ -224,14 +279,33 @@ static int scan_text(sc_scan *s, sc_sink *k)
     sc_tok t = { 0, 0, 0, { 0 } };
     const uint8_t *p = s->p, *end = s->end;
     for (;;) {
+        if (t.state != 1 && kw->nfirsts >= 0) swar_text(kw, &p, end, &t, k);
         if (p >= end) return -1;
         uint8_t c = *p++;
         int cl = sc_cls[c];
-        if (cl == C_ALNUM) {            /* the hot path, inlined */
+        if (cl == C_ALNUM) {            /* the hot path: a whole run of letters/digits */
+            const uint8_t *st = p - 1;
+            while (p < end && sc_cls[*p] == C_ALNUM) p++;
             if (!t.in_word) { t.in_word = 1; k->words++; }
-            if (t.state == 2) continue;
-            c |= (uint8_t)(c >= 'A' && c <= 'Z' ? 0x20 : 0);
-            tok_feed(kw, &t, k, cl, c);
+            if (t.state == 0) {
+                uint8_t c0 = (uint8_t)(c | (c >= 'A' && c <= 'Z' ? 0x20 : 0));
+                t.state = kw->first_lo[c0] != kw->first_hi[c0] ? 1 : 2;
+                t.len = 0;
+            }
+            if (t.state == 1) {
+                size_t n = (size_t)(p - st);
+                if (t.len + n > SC_TOKEN_MAX) {
+                    t.state = 2;
+                } else {
+                    for (size_t i = 0; i < n; i++)
+                        t.buf[t.len++] = (char)(st[i] | (st[i] >= 'A' && st[i] <= 'Z' ? 0x20 : 0));
+                }
+            }
+            continue;
+        }
+        if (cl == C_SPACE) {
+            if (t.state) tok_end(kw, &t, k);
+            t.in_word = 0;
             continue;
         }
         if (cl == C_QUOTE) break;

@@ -40,7 +40,11 @@ void sc_kwset_build(sc_kwset *k, const sc_policy *p)
     }
     for (int i = k->n - 1; i >= 0; i--) {
         uint8_t c = (uint8_t)k->kw[i][0];
-        if (k->first_hi[c] == 0) k->first_hi[c] = (uint8_t)(i + 1);
+        if (k->first_hi[c] == 0) {
+            k->first_hi[c] = (uint8_t)(i + 1);
+            if (k->nfirsts >= 0 && k->nfirsts < SC_SWAR_FIRSTS_MAX) k->firsts[k->nfirsts++] = c;
+            else k->nfirsts = -1;
+        }
         k->first_lo[c] = (uint8_t)i;
     }
 }

@@ -389,6 +389,52 @@ static void monotonic_in_words_through_bodies(void **state)
     }
 }
 
+/* The 8-byte text path and the byte-at-a-time path count the same words and keyword hits on
+ * random texts mixing keywords, spaces, punctuation, escapes and UTF-8. */
+static void fast_path_matches_byte_path(void **state)
+{
+    static const char *const atoms[] = {
+        "design", "Design", "DESIGNED", "refactoring", "architectural", "a", "dog", "redesign",
+        " ", "  ", "\\n", "\\t", ",", ".", "-", "(", ")", "\\\"", "\\u0064", "\\u00e9",
+        "\\u4f60", "\xc3\xa9", "\xe4\xbd\xa0", "123", "x", "rr", "ddd", "\\/", "\x7f",
+        "xxxxxxx", "zzzz", "qqqqqqqqqqq",
+    };
+    sc_kwset fast, slow;
+    sc_features ff, fs;
+    char mf[SC_MODEL_MAX], ms[SC_MODEL_MAX], *b = malloc(BODY_MAX);
+    uint32_t seed = 7;
+    (void)state;
+    sc_kwset_build(&fast, NULL);
+    slow = fast;
+    slow.nfirsts = -1;                  /* byte path only */
+    assert_true(fast.nfirsts > 0);
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)sprintf(b, "{\"prompt\":\"");
+        if (round < 256) {              /* tokens straddling 8-byte chunks at every offset */
+            n += (size_t)sprintf(b + n, "%*s%.*sdesign \"}", round % 16, "", round / 16,
+                                 "xxxxxxxxxxxxxxxx");
+            sc_extract(&fast, b, n, &ff, mf, sizeof mf);
+            sc_extract(&slow, b, n, &fs, ms, sizeof ms);
+            assert_int_equal(ff.keyword_hits, round < 16 ? 1 : 0);
+            assert_int_equal(fs.keyword_hits, ff.keyword_hits);
+            continue;
+        }
+        int atoms_n = (int)(seed % 60);
+        for (int i = 0; i < atoms_n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *a = atoms[(seed >> 8) % (sizeof atoms / sizeof atoms[0])];
+            n += (size_t)sprintf(b + n, "%s", a);
+        }
+        n += (size_t)sprintf(b + n, "\"}");
+        sc_extract(&fast, b, n, &ff, mf, sizeof mf);
+        sc_extract(&slow, b, n, &fs, ms, sizeof ms);
+        assert_int_equal(ff.json_ok, 1);
+        if (ff.words != fs.words || ff.keyword_hits != fs.keyword_hits)
+            fail_msg("%s: fast %u/%u slow %u/%u", b, ff.words, ff.keyword_hits, fs.words, fs.keyword_hits);
+    }
+    free(b);
+}
+
 static void levels_nearest_threshold_ties_up(void **state)
 {
     sc_policy p;
@@ -477,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unexpected_shapes_are_valid_but_cheap, setup, teardown),
         cmocka_unit_test(monotonic_in_every_feature),
         cmocka_unit_test_setup_teardown(monotonic_in_words_through_bodies, setup, teardown),
+        cmocka_unit_test(fast_path_matches_byte_path),
         cmocka_unit_test(levels_nearest_threshold_ties_up),
         cmocka_unit_test(endpoints),
         cmocka_unit_test(model_weights_longest_prefix),
