@@ -53,6 +53,11 @@ int k8s_start(k8s_mode m, const sc_policy *p, char *err, size_t errlen);
 /* Stop the thread: release the Lease if held, join.  Safe when never started. */
 void k8s_stop(void);
 
+/* The process began shutting down (SIGTERM): the controller releases the Lease at once and
+ * stops acting, so a successor takes over without waiting out the lease.  Never blocks (safe
+ * on the loop thread, e.g. in the signal callback); safe when never started. */
+void k8s_drain(void);
+
 /* Controller series for /metrics (an mx_collect_fn). */
 void k8s_collect_metrics(struct evbuffer *out, void *ud);
 

@@ -319,7 +319,7 @@ long k8s_call(k8s_client *c, const char *verb, const char *path, const char *cty
                  r->reason, r->reason[0] ? ": " : "", r->message);
         k8s_status_error(text);
         px_json_escape(text, esc, sizeof esc);
-        px_log(r->code == 409 ? PX_LOG_INFO : PX_LOG_WARN, "k8s api error",
+        px_log(r->code == 404 || r->code == 409 ? PX_LOG_INFO : PX_LOG_WARN, "k8s api error",
                "\"verb\":\"%s\",\"code\":%ld,\"error\":\"%s\"", verb, r->code, esc);
     }
     return r->code;

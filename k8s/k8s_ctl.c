@@ -55,6 +55,8 @@ typedef struct ctl {
     pthread_mutex_t mu;         /* guards stop (with cv) */
     pthread_cond_t cv;          /* signalled by k8s_stop */
     int stop;                   /* set by k8s_stop */
+    int draining;               /* set by k8s_drain: release the Lease, act no more */
+    int shutting_down;          /* the thread saw draining (thread-local copy) */
 } ctl;
 
 static ctl *g_ctl;
@@ -83,6 +85,16 @@ static int ctl_stopping(ctl *c)
 
     pthread_mutex_lock(&c->mu);
     s = c->stop;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+static int ctl_draining(ctl *c)
+{
+    int s;
+
+    pthread_mutex_lock(&c->mu);
+    s = c->draining;
     pthread_mutex_unlock(&c->mu);
     return s;
 }
@@ -400,12 +412,14 @@ static void evaluate(ctl *c, double now)
     if (c->mode == K8S_MODE_DRY_RUN)
         snprintf(action, sizeof action, "dry-run: would set %s to %d",
                  c->cfg.hpa[0] ? "hpa minReplicas" : "scale replicas", c->last.desired);
+    else if (c->shutting_down)
+        snprintf(action, sizeof action, "shutting down: not acting");
     else if (!leader)
         snprintf(action, sizeof action, "not leader");
     else
         write_replicas(c, now, action, sizeof action);
     if (c->policy.has_resources) {
-        if (c->mode == K8S_MODE_ON && c->client && c->cfg.pod[0])
+        if (c->mode == K8S_MODE_ON && c->client && c->cfg.pod[0] && !c->shutting_down)
             resize_pod(c, now);
         else
             k8s_status_resources(c->last.cpu_m, c->last.mem, "dry-run");
@@ -434,6 +448,11 @@ static void *ctl_main(void *arg)
     while (!ctl_stopping(c)) {
         drain_hints(c);
         now = px_now();
+        if (use_lease && ctl_draining(c)) {
+            k8s_lease_release(&c->lease, c->client, now);
+            use_lease = 0;
+            c->shutting_down = 1;               /* keep deciding and logging, write nothing */
+        }
         if (use_lease && now >= next_lease) {
             k8s_lease_try(&c->lease, c->client, now);
             now = px_now();
@@ -523,6 +542,19 @@ fail:
     k8s_client_free(c->client);
     free(c);
     return -1;
+}
+
+/* Shutdown began: wake the thread, which releases the Lease and stops acting. */
+void k8s_drain(void)
+{
+    ctl *c = g_ctl;
+
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);     /* why: only ever held for a flag or a cond wait: short */
+    c->draining = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Stop the thread: release the Lease if held, join.  Safe when never started. */

@@ -19,6 +19,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     px_log(PX_LOG_INFO, "signal", "\"signal\":%d", (int)sig);
     px_server_drain(arg);
+    k8s_drain();                                /* release the scaling Lease now, not after drain */
 }
 
 static int ready_cb(void *ud) { return px_server_ready(ud); }
