@@ -1,0 +1,238 @@
+// proxy_http.test.mjs — HTTP/1.1 handling at the proxy's edges: upstream keep-alive reuse,
+// pipelining, chunked uploads, Expect: 100-continue, the 408/413/431 limits, request-smuggling
+// shapes → 400 + close, upstream down → 502 (Ollama and OpenAI error shapes), Host rewrite,
+// X-Forwarded-For, hop-by-hop headers, path aliases.
+
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import {
+    MODEL, RawClient, buildRequest, evHeaders, freePort, hostOf, itest, rawRequest, startProxy,
+    startSim, stopAll, WAIT_TIMEOUT_MS,
+} from './harness.mjs';
+
+let sim; let px;
+before(async () => {
+    sim = await startSim();
+    px = await startProxy([], {}, { sim });
+});
+after(stopAll);
+
+const json = (o) => JSON.stringify(o);
+const chatBody = (content = 'hello there') => json({ model: MODEL, messages: [{ role: 'user', content }], stream: false });
+
+/* The sim's `request` events for `path` logged at or after index `since`. */
+const requestsSince = (since, pred = () => true) => sim.events.slice(since).filter((e) => e.event === 'request' && pred(e));
+
+/* A request whose arrival at the sim proves every earlier request through the proxy had its
+ * chance to arrive too (sequencing for "nothing was forwarded" assertions). */
+async function sentinel(tag) {
+    const since = sim.mark();
+    const r = await rawRequest(px.port, buildRequest('GET', `/api/version?sentinel=${tag}`, [['Host', hostOf(px.port)]]));
+    assert.equal(r.status, 200);
+    await sim.waitEvent((e) => e.event === 'request' && e.query && e.query.includes(`sentinel=${tag}`), WAIT_TIMEOUT_MS, since);
+}
+
+itest('two sequential requests through the proxy reuse one upstream connection', async () => {
+    const since = sim.mark();
+    for (const tag of ['ka1', 'ka2']) {
+        const r = await rawRequest(px.port, buildRequest('GET', `/api/version?${tag}`, [['Host', hostOf(px.port)]]));
+        assert.equal(r.status, 200);
+    }
+    const reqs = requestsSince(since, (e) => /ka[12]/.test(e.query || ''));
+    assert.equal(reqs.length, 2);
+    assert.equal(reqs[0].conn, reqs[1].conn, 'both requests on the same upstream connection');
+    const connects = sim.events.slice(since).filter((e) => e.event === 'connect' && e.conn === reqs[0].conn);
+    assert.ok(connects.length <= 1);
+});
+
+itest('pipelined requests in one write get two correct responses in order', async () => {
+    const c = await RawClient.connect(px.port);
+    try {
+        const h = [['Host', hostOf(px.port)]];
+        await c.write(Buffer.concat([
+            buildRequest('GET', '/api/version', h),
+            buildRequest('POST', '/api/chat', [...h, ['Content-Type', 'application/json']], chatBody('first')),
+            buildRequest('GET', '/api/tags', h),
+        ]));
+        const r1 = await c.readResponse();
+        const r2 = await c.readResponse();
+        const r3 = await c.readResponse();
+        assert.equal(r1.status, 200); assert.ok('version' in JSON.parse(r1.body));
+        assert.equal(r2.status, 200); assert.ok(JSON.parse(r2.body).message);
+        assert.equal(r3.status, 200); assert.ok(Array.isArray(JSON.parse(r3.body).models));
+    } finally { c.destroy(); }
+});
+
+itest('a chunked upload reaches the sim with Content-Length and no Transfer-Encoding', async () => {
+    const body = Buffer.from(chatBody('chunked upload body'));
+    const parts = [body.subarray(0, 10), body.subarray(10, 25), body.subarray(25)];
+    const chunked = Buffer.concat([...parts.flatMap((p) => [Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]), Buffer.from('0\r\n\r\n')]);
+    const since = sim.mark();
+    const r = await rawRequest(px.port, buildRequest('POST', '/api/chat?chunked=1',
+        [['Host', hostOf(px.port)], ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']], chunked));
+    assert.equal(r.status, 200);
+    const ev = await sim.waitEvent((e) => e.event === 'request' && (e.query || '').includes('chunked=1'), WAIT_TIMEOUT_MS, since);
+    assert.deepEqual(evHeaders(ev, 'content-length'), [String(body.length)]);
+    assert.deepEqual(evHeaders(ev, 'transfer-encoding'), []);
+    assert.equal(ev.body_len, body.length);
+});
+
+itest('Expect: 100-continue with a 2 MiB body gets 100 Continue before the body is sent', async () => {
+    const prompt = 'word '.repeat(2 * 1024 * 1024 / 5);
+    const body = Buffer.from(json({ model: MODEL, prompt, stream: false }));
+    assert.ok(body.length >= 2 * 1024 * 1024);
+    const c = await RawClient.connect(px.port);
+    try {
+        const head = buildRequest('POST', '/api/generate', [['Host', hostOf(px.port)], ['Content-Type', 'application/json'],
+            ['Content-Length', String(body.length)], ['Expect', '100-continue']]);
+        await c.write(head);
+        const cont = await c.readResponse();
+        assert.equal(cont.status, 100, 'interim 100 Continue before any body byte');
+        await c.write(body);
+        const r = await c.readResponse({ timeoutMs: 30000 });
+        assert.equal(r.status, 200);
+        assert.ok(JSON.parse(r.body).done);
+    } finally { c.destroy(); }
+});
+
+itest('limits: 413 over --max-body, 431 over --max-header-bytes, 408 on a slow head', async () => {
+    const lim = await startProxy(['--max-body', '1KiB', '--max-header-bytes', '4096', '--header-timeout', '0.5'], {}, { sim });
+    const h = [['Host', hostOf(lim.port)], ['Content-Type', 'application/json']];
+    const big = Buffer.from(json({ model: MODEL, prompt: 'x'.repeat(2048) }));
+    const since = sim.mark();
+
+    let r = await rawRequest(lim.port, buildRequest('POST', '/api/generate?lim=413', h, big));
+    assert.equal(r.status, 413);
+    assert.equal(typeof JSON.parse(r.body).error, 'string');
+
+    // chunked body over the limit, and an announced length over it with Expect (no 100 first)
+    const ch = Buffer.concat([Buffer.from(`${big.length.toString(16)}\r\n`), big, Buffer.from('\r\n0\r\n\r\n')]);
+    r = await rawRequest(lim.port, buildRequest('POST', '/api/generate?lim=413c', [...h, ['Transfer-Encoding', 'chunked']], ch));
+    assert.equal(r.status, 413);
+    r = await rawRequest(lim.port, buildRequest('POST', '/v1/chat/completions?lim=413e', [...h, ['Content-Length', String(big.length)], ['Expect', '100-continue']]));
+    assert.equal(r.status, 413, 'an over-limit Content-Length with Expect is refused without 100 Continue');
+    assert.equal(typeof JSON.parse(r.body).error.message, 'string', 'OpenAI error shape on /v1/*');
+
+    r = await rawRequest(lim.port, buildRequest('GET', '/api/tags?lim=431', [...h, ['X-Big', 'a'.repeat(8192)]]));
+    assert.equal(r.status, 431);
+    assert.equal(typeof JSON.parse(r.body).error, 'string');
+
+    // slowloris: the head never completes → 408 and close after --header-timeout
+    const c = await RawClient.connect(lim.port);
+    try {
+        await c.write(`GET /api/tags?lim=408 HTTP/1.1\r\nHost: ${hostOf(lim.port)}\r\nX-Slow: 1\r\n`);
+        r = await c.readResponse();
+        assert.equal(r.status, 408);
+        await c.waitClose();
+    } finally { c.destroy(); }
+
+    // under the limit still works, and none of the refused requests reached the sim
+    r = await rawRequest(lim.port, buildRequest('POST', '/api/chat?lim=ok', h, chatBody('ok')));
+    assert.equal(r.status, 200);
+    await sim.waitEvent((e) => e.event === 'request' && (e.query || '').includes('lim=ok'), WAIT_TIMEOUT_MS, since);
+    assert.deepEqual(requestsSince(since, (e) => /lim=4/.test(e.query || '')).map((e) => e.query), []);
+});
+
+/* Every request-smuggling shape of DESIGN §3 (and a few relatives) → 400 and the connection
+ * closed, nothing forwarded.  Each is followed by a GET on the same write that must never be
+ * answered (a proxy that resynchronised after the bad message would answer it). */
+const SMUGGLE = [
+    ['CL and TE', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+    ['two different CLs', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'],
+    ['two equal CLs', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello'],
+    ['bad chunk size', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n'],
+    ['chunk size overflow', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000001\r\nx\r\n0\r\n\r\n'],
+    ['obs-fold', 'GET /api/tags HTTP/1.1\r\nHost: H\r\nX-Folded: a\r\n b\r\n\r\n'],
+    ['bare LF', 'GET /api/tags HTTP/1.1\nHost: H\n\n'],
+    ['bare LF in chunked body', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n'],
+    ['TE not ending in chunked', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n'],
+    ['negative CL', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nContent-Length: -1\r\n\r\n'],
+    ['space before colon', 'POST /api/chat HTTP/1.1\r\nHost: H\r\nContent-Length : 5\r\n\r\nhello'],
+];
+
+itest('request smuggling shapes get 400 and the connection closed', async (t) => {
+    const since = sim.mark();
+    for (const [name, raw] of SMUGGLE) {
+        await t.test(name, async () => {
+            const c = await RawClient.connect(px.port);
+            try {
+                const req = raw.replaceAll('Host: H', `Host: ${hostOf(px.port)}`).replace(/^(\w+) (\S+)/, (m, meth, p) => `${meth} ${p}?smuggle=1`);
+                await c.write(req + `GET /api/version?smuggled=1 HTTP/1.1\r\nHost: ${hostOf(px.port)}\r\n\r\n`);
+                const r = await c.readResponse();
+                assert.equal(r.status, 400, `${name}: ${r.statusLine}`);
+                assert.equal(typeof JSON.parse(r.body).error, 'string');
+                const rest = await c.readUntilClose();
+                assert.equal(rest.length, 0, `nothing after the 400: ${rest.toString('latin1').slice(0, 200)}`);
+            } finally { c.destroy(); }
+        });
+    }
+    await sentinel('smuggle');
+    assert.deepEqual(requestsSince(since, (e) => /smuggle(d)?=1/.test(e.query || '')).map((e) => `${e.method} ${e.path}`), []);
+});
+
+itest('upstream down → 502 in the Ollama shape, and the OpenAI shape on /v1/*', async () => {
+    const dead = await freePort();
+    const p = await startProxy([], {}, { upstream: `http://127.0.0.1:${dead}` });
+    const h = [['Host', hostOf(p.port)], ['Content-Type', 'application/json']];
+    let r = await rawRequest(p.port, buildRequest('POST', '/api/chat', h, chatBody()));
+    assert.equal(r.status, 502);
+    const e1 = JSON.parse(r.body);
+    assert.equal(typeof e1.error, 'string');
+    assert.match(r.header('content-type') || '', /application\/json/);
+    r = await rawRequest(p.port, buildRequest('GET', '/v1/models', h));
+    assert.equal(r.status, 502);
+    const e2 = JSON.parse(r.body);
+    assert.equal(typeof e2.error, 'object');
+    assert.equal(typeof e2.error.message, 'string');
+    assert.equal(typeof e2.error.type, 'string');
+    r = await rawRequest(p.port, buildRequest('GET', '/models', h));    // alias counts as /v1
+    assert.equal(r.status, 502);
+    assert.equal(typeof JSON.parse(r.body).error.message, 'string');
+});
+
+itest('Host is rewritten upstream, X-Forwarded-For appended, Connection-named headers dropped', async () => {
+    // Directly, the sim refuses a foreign Host like Ollama on loopback does.
+    const direct = await rawRequest(sim.port, buildRequest('GET', '/api/tags', [['Host', 'example.com']]));
+    assert.equal(direct.status, 403, 'the sim itself must 403 a foreign Host for this test to mean anything');
+
+    const since = sim.mark();
+    const r = await rawRequest(px.port, buildRequest('GET', '/api/tags?hostrw=1', [
+        ['Host', 'example.com'], ['X-Forwarded-For', '203.0.113.7'], ['Origin', 'http://app.example'],
+        ['Connection', 'keep-alive, X-Secret-Hop'], ['X-Secret-Hop', 'drop-me'], ['Keep-Alive', 'timeout=5'],
+        ['TE', 'trailers'], ['X-End-To-End', 'keep-me'],
+    ]));
+    assert.equal(r.status, 200);
+    const ev = await sim.waitEvent((e) => e.event === 'request' && (e.query || '').includes('hostrw=1'), WAIT_TIMEOUT_MS, since);
+    assert.deepEqual(evHeaders(ev, 'host'), [hostOf(sim.port)]);
+    assert.equal(evHeaders(ev, 'x-forwarded-for').join(', '), '203.0.113.7, 127.0.0.1');
+    assert.deepEqual(evHeaders(ev, 'origin'), ['http://app.example']);
+    assert.deepEqual(evHeaders(ev, 'x-end-to-end'), ['keep-me']);
+    for (const hop of ['x-secret-hop', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'proxy-authorization']) {
+        assert.deepEqual(evHeaders(ev, hop), [], `${hop} must not be forwarded`);
+    }
+
+    // without an incoming X-Forwarded-For the proxy adds the client address
+    const s2 = sim.mark();
+    await rawRequest(px.port, buildRequest('GET', '/api/tags?hostrw=2', [['Host', hostOf(px.port)]]));
+    const ev2 = await sim.waitEvent((e) => e.event === 'request' && (e.query || '').includes('hostrw=2'), WAIT_TIMEOUT_MS, s2);
+    assert.deepEqual(evHeaders(ev2, 'x-forwarded-for'), ['127.0.0.1']);
+});
+
+itest('aliases /chat/completions, /completions, /embeddings, /models reach the sim as /v1/...', async () => {
+    const h = [['Host', hostOf(px.port)], ['Content-Type', 'application/json']];
+    const cases = [
+        ['POST', '/chat/completions', json({ model: MODEL, messages: [{ role: 'user', content: 'hi' }] })],
+        ['POST', '/completions', json({ model: MODEL, prompt: 'hi' })],
+        ['POST', '/embeddings', json({ model: MODEL, input: 'hi' })],
+        ['GET', '/models', null],
+    ];
+    for (const [method, p, body] of cases) {
+        const since = sim.mark();
+        const r = await rawRequest(px.port, buildRequest(method, `${p}?alias=1`, h, body));
+        assert.equal(r.status, 200, `${method} ${p}: ${r.statusLine} ${r.body}`);
+        const ev = await sim.waitEvent((e) => e.event === 'request', WAIT_TIMEOUT_MS, since);
+        assert.equal(ev.path, `/v1${p}`);
+        assert.equal(ev.query, 'alias=1');
+        assert.equal(ev.method, method);
+    }
+});
