@@ -45,6 +45,9 @@
 #define SIM_OLLAMA_VERSION "0.12.6"       /* what /api/version reports */
 #define SIM_PULL_STEPS 24                 /* progress lines of /api/pull (before success) */
 
+/* Append a string literal to an evbuffer (length computed by the compiler). */
+#define SIM_ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
+
 /* ---- configuration ---- */
 typedef struct sim_model {
     char name[SIM_NAME_MAX];           /* full name with tag, e.g. "qwen2.5:3b" */

@@ -241,7 +241,7 @@ static void sim_h_tags(sim_req *r)
     struct evbuffer *b = evbuffer_new();
     char mod[48];
     sim_modified_at(mod, sizeof mod);
-    evbuffer_add(b, "{\"models\":[", 11);
+    SIM_ADD_LIT(b, "{\"models\":[");
     for (int i = 0; i < sim_g.cfg.nmodels; i++) {
         const sim_model *m = &sim_g.cfg.models[i];
         sim_facts f;
@@ -249,9 +249,9 @@ static void sim_h_tags(sim_req *r)
         evbuffer_add_printf(b, "%s{\"name\":\"%s\",\"model\":\"%s\",\"modified_at\":\"%s\",\"size\":%llu,\"digest\":\"%s\",\"details\":",
                             i ? "," : "", m->name, m->name, mod, (unsigned long long)f.bytes, f.digest);
         sim_details_json(b, &f);
-        evbuffer_add(b, "}", 1);
+        SIM_ADD_LIT(b, "}");
     }
-    evbuffer_add(b, "]}", 2);
+    SIM_ADD_LIT(b, "]}");
     sim_send_buffer(r, 200, SIM_CT_JSON_GIN, b);
 }
 
@@ -260,7 +260,7 @@ static void sim_h_ps(sim_req *r)
     struct evbuffer *b = evbuffer_new();
     char exp[48];
     int first = 1;
-    evbuffer_add(b, "{\"models\":[", 11);
+    SIM_ADD_LIT(b, "{\"models\":[");
     for (int i = 0; i < sim_g.cfg.nmodels; i++) {
         const sim_model *m = &sim_g.cfg.models[i];
         sim_facts f;
@@ -273,7 +273,7 @@ static void sim_h_ps(sim_req *r)
         evbuffer_add_printf(b, ",\"expires_at\":\"%s\",\"size_vram\":%llu,\"context_length\":4096}", exp, (unsigned long long)f.bytes);
         first = 0;
     }
-    evbuffer_add(b, "]}", 2);
+    SIM_ADD_LIT(b, "]}");
     sim_send_buffer(r, 200, SIM_CT_JSON_GIN, b);
 }
 
@@ -319,11 +319,11 @@ static void sim_h_show(sim_req *r)
 static void sim_h_v1_models(sim_req *r)
 {
     struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, "{\"object\":\"list\",\"data\":[", 25);
+    SIM_ADD_LIT(b, "{\"object\":\"list\",\"data\":[");
     for (int i = 0; i < sim_g.cfg.nmodels; i++)
         evbuffer_add_printf(b, "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":%d,\"owned_by\":\"library\"}",
                             i ? "," : "", sim_g.cfg.models[i].name, SIM_FIXED_EPOCH - 86400);
-    evbuffer_add(b, "]}\n", 3);
+    SIM_ADD_LIT(b, "]}\n");
     sim_send_buffer(r, 200, SIM_CT_JSON, b);
 }
 

@@ -147,12 +147,12 @@ static void sim_fmt_tail(const sim_req *r, struct evbuffer *b)
     if (r->load_only) return;
     if (r->kind == SIM_KIND_GENERATE) {
         uint64_t cnt = r->prompt_tokens + (uint64_t)r->n_tokens;
-        evbuffer_add(b, ",\"context\":[", 12);
+        SIM_ADD_LIT(b, ",\"context\":[");
         for (uint64_t i = 0; i < cnt; i++) {
             uint32_t x = sim_hash(r->hash, &i, sizeof i);
             evbuffer_add_printf(b, i ? ",%u" : "%u", 100 + x % 150000);
         }
-        evbuffer_add(b, "]", 1);
+        SIM_ADD_LIT(b, "]");
     }
     sim_metrics(b, r, 1);
 }
@@ -168,12 +168,12 @@ static void sim_fmt_final_stream(const sim_req *r, struct evbuffer *b)
     case SIM_KIND_GENERATE:
     case SIM_KIND_CHAT:
         sim_time_rfc3339(when, sizeof when, sim_tick_wall(r, n));
-        evbuffer_add(b, "{\"model\":", 9);
+        SIM_ADD_LIT(b, "{\"model\":");
         sim_json_str(b, r->model_name, strlen(r->model_name));
         evbuffer_add_printf(b, ",\"created_at\":\"%s\",%s,\"done\":true,\"done_reason\":\"%s\"", when,
                             r->kind == SIM_KIND_CHAT ? "\"message\":{\"role\":\"assistant\",\"content\":\"\"}" : "\"response\":\"\"", reason);
         sim_fmt_tail(r, b);
-        evbuffer_add(b, "}\n", 2);
+        SIM_ADD_LIT(b, "}\n");
         break;
     case SIM_KIND_V1_CHAT: {
         char head[SIM_NAME_MAX * 6 + 200];
@@ -187,7 +187,7 @@ static void sim_fmt_final_stream(const sim_req *r, struct evbuffer *b)
         if (r->include_usage)
             evbuffer_add_printf(b, "data: %s[],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%d,\"total_tokens\":%llu}}\n\n",
                                 head, p, n, total);
-        evbuffer_add(b, "data: [DONE]\n\n", 14);
+        SIM_ADD_LIT(b, "data: [DONE]\n\n");
         break;
     }
     case SIM_KIND_V1_COMPLETIONS: {
@@ -202,7 +202,7 @@ static void sim_fmt_final_stream(const sim_req *r, struct evbuffer *b)
             evbuffer_add_printf(b, "data: {\"id\":\"%s\",\"object\":\"text_completion\",\"created\":%lld,\"choices\":[],\"model\":%s,"
                                 "\"system_fingerprint\":\"fp_ollama\",\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%d,\"total_tokens\":%llu}}\n\n",
                                 r->id, created, model, p, n, total);
-        evbuffer_add(b, "data: [DONE]\n\n", 14);
+        SIM_ADD_LIT(b, "data: [DONE]\n\n");
         break;
     }
     default:
@@ -222,36 +222,36 @@ static void sim_fmt_whole(const sim_req *r, struct evbuffer *b)
     case SIM_KIND_CHAT:
         /* the same fields as the final chunk, with the whole text, without the newline */
         sim_time_rfc3339(when, sizeof when, sim_tick_wall(r, n));
-        evbuffer_add(b, "{\"model\":", 9);
+        SIM_ADD_LIT(b, "{\"model\":");
         sim_json_str(b, r->model_name, strlen(r->model_name));
         evbuffer_add_printf(b, ",\"created_at\":\"%s\",", when);
         if (r->kind == SIM_KIND_CHAT) {
-            evbuffer_add(b, "\"message\":{\"role\":\"assistant\",\"content\":", 40);
+            SIM_ADD_LIT(b, "\"message\":{\"role\":\"assistant\",\"content\":");
             sim_text_json(b, r, nt, n);
-            if (nt) { evbuffer_add(b, ",\"thinking\":", 12); sim_text_json(b, r, 0, nt); }
-            evbuffer_add(b, "}", 1);
+            if (nt) { SIM_ADD_LIT(b, ",\"thinking\":"); sim_text_json(b, r, 0, nt); }
+            SIM_ADD_LIT(b, "}");
         } else {
-            evbuffer_add(b, "\"response\":", 11);
+            SIM_ADD_LIT(b, "\"response\":");
             sim_text_json(b, r, nt, n);
-            if (nt) { evbuffer_add(b, ",\"thinking\":", 12); sim_text_json(b, r, 0, nt); }
+            if (nt) { SIM_ADD_LIT(b, ",\"thinking\":"); sim_text_json(b, r, 0, nt); }
         }
         evbuffer_add_printf(b, ",\"done\":true,\"done_reason\":\"%s\"", reason);
         sim_fmt_tail(r, b);
-        evbuffer_add(b, "}", 1);
+        SIM_ADD_LIT(b, "}");
         break;
     case SIM_KIND_V1_CHAT:
         evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", r->id, sim_created_s(r, n));
         sim_json_str(b, r->model_name, strlen(r->model_name));
-        evbuffer_add(b, ",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":", 94);
+        SIM_ADD_LIT(b, ",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
         sim_text_json(b, r, nt, n);
-        if (nt) { evbuffer_add(b, ",\"reasoning\":", 13); sim_text_json(b, r, 0, nt); }
+        if (nt) { SIM_ADD_LIT(b, ",\"reasoning\":"); sim_text_json(b, r, 0, nt); }
         evbuffer_add_printf(b, "},\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%d,\"total_tokens\":%llu}}\n",
                             reason, p, n, total);
         break;
     case SIM_KIND_V1_COMPLETIONS:
         evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"text_completion\",\"created\":%lld,\"model\":", r->id, sim_created_s(r, n));
         sim_json_str(b, r->model_name, strlen(r->model_name));
-        evbuffer_add(b, ",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"text\":", 49);
+        SIM_ADD_LIT(b, ",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"text\":");
         sim_text_json(b, r, nt, n);
         evbuffer_add_printf(b, ",\"index\":0,\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%d,\"total_tokens\":%llu}}\n",
                             reason, r->load_only ? 0ull : p, n, r->load_only ? 0ull : total);
@@ -299,28 +299,28 @@ static const char *sim_fmt_embedding(const sim_req *r, struct evbuffer *b)
 {
     switch (r->kind) {
     case SIM_KIND_EMBED:
-        evbuffer_add(b, "{\"model\":", 9);
+        SIM_ADD_LIT(b, "{\"model\":");
         sim_json_str(b, r->model_name, strlen(r->model_name));
-        evbuffer_add(b, ",\"embeddings\":[", 15);
-        for (int k = 0; k < r->n_inputs; k++) { if (k) evbuffer_add(b, ",", 1); sim_fmt_vector(b, r, k); }
-        evbuffer_add(b, "]", 1);
+        SIM_ADD_LIT(b, ",\"embeddings\":[");
+        for (int k = 0; k < r->n_inputs; k++) { if (k) SIM_ADD_LIT(b, ","); sim_fmt_vector(b, r, k); }
+        SIM_ADD_LIT(b, "]");
         if (r->n_inputs) sim_metrics(b, r, 0);
-        evbuffer_add(b, "}", 1);
+        SIM_ADD_LIT(b, "}");
         return SIM_CT_JSON_GIN;
     case SIM_KIND_EMBEDDINGS:
-        evbuffer_add(b, "{\"embedding\":", 13);
+        SIM_ADD_LIT(b, "{\"embedding\":");
         if (r->n_inputs) sim_fmt_vector(b, r, 0);
-        else evbuffer_add(b, "[]", 2);
-        evbuffer_add(b, "}", 1);
+        else SIM_ADD_LIT(b, "[]");
+        SIM_ADD_LIT(b, "}");
         return SIM_CT_JSON_GIN;
     default:   /* SIM_KIND_V1_EMBEDDINGS */
-        evbuffer_add(b, "{\"object\":\"list\",\"data\":[", 25);
+        SIM_ADD_LIT(b, "{\"object\":\"list\",\"data\":[");
         for (int k = 0; k < r->n_inputs; k++) {
             evbuffer_add_printf(b, "%s{\"object\":\"embedding\",\"embedding\":", k ? "," : "");
             sim_fmt_vector(b, r, k);
             evbuffer_add_printf(b, ",\"index\":%d}", k);
         }
-        evbuffer_add(b, "],\"model\":", 10);
+        SIM_ADD_LIT(b, "],\"model\":");
         sim_json_str(b, r->model_name, strlen(r->model_name));
         evbuffer_add_printf(b, ",\"usage\":{\"prompt_tokens\":%llu,\"total_tokens\":%llu}}\n",
                             (unsigned long long)r->prompt_tokens, (unsigned long long)r->prompt_tokens);

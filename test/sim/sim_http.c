@@ -149,7 +149,7 @@ static int sim_on_headers_complete(llhttp_t *p)
     if (expect && strcasecmp(expect, "100-continue") == 0 && (r->http_major > 1 || r->http_minor >= 1) &&
         !(p->flags & F_CONTENT_LENGTH && p->content_length == 0)) {
         /* Go answers 100 when the handler reads the body; every handler here reads it */
-        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        SIM_ADD_LIT(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
     }
     return 0;
 }
@@ -198,22 +198,22 @@ static void sim_event_request(sim_req *r)
                         (unsigned long long)r->conn->id, (unsigned long long)r->seq,
                         llhttp_method_name((llhttp_method_t)r->method));
     sim_json_str(b, r->url, plen);
-    evbuffer_add(b, ",\"query\":", 9);
+    SIM_ADD_LIT(b, ",\"query\":");
     sim_json_str(b, q ? q + 1 : "", q ? r->url_len - plen - 1 : 0);
-    evbuffer_add(b, ",\"headers\":[", 12);
+    SIM_ADD_LIT(b, ",\"headers\":[");
     for (int i = 0; i < r->nhdr; i++) {
         evbuffer_add(b, i ? ",[" : "[", i ? 2 : 1);
         sim_json_str(b, r->hdr[i].name, strlen(r->hdr[i].name));
-        evbuffer_add(b, ",", 1);
+        SIM_ADD_LIT(b, ",");
         sim_json_str(b, r->hdr[i].value, strlen(r->hdr[i].value));
-        evbuffer_add(b, "]", 1);
+        SIM_ADD_LIT(b, "]");
     }
     evbuffer_add_printf(b, "],\"body_len\":%zu", blen);
     if (blen <= SIM_EVENT_BODY_MAX) {
-        evbuffer_add(b, ",\"body\":", 8);
+        SIM_ADD_LIT(b, ",\"body\":");
         sim_json_str(b, (const char *)evbuffer_pullup(r->body, -1), blen);
     }
-    evbuffer_add(b, "}", 1);
+    SIM_ADD_LIT(b, "}");
     size_t n = evbuffer_get_length(b);
     sim_event_emit((const char *)evbuffer_pullup(b, -1), n);
     evbuffer_free(b);
@@ -281,13 +281,13 @@ void sim_resp_head(sim_req *r, int status, const char *extra, const char *ctype,
     if (content_length >= 0 && !bodyless && !(r->is_head && content_length == 0))
         evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
     if (content_length < 0 && !http11) r->close_after = 1;   /* HTTP/1.0 stream: close-delimited */
-    if (r->close_after && http11) evbuffer_add(out, "Connection: close\r\n", 19);
-    else if (!r->close_after && !http11) evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    if (r->close_after && http11) SIM_ADD_LIT(out, "Connection: close\r\n");
+    else if (!r->close_after && !http11) SIM_ADD_LIT(out, "Connection: keep-alive\r\n");
     if (content_length < 0 && http11 && !r->is_head && !bodyless) {
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        SIM_ADD_LIT(out, "Transfer-Encoding: chunked\r\n");
         r->chunked = 1;
     }
-    evbuffer_add(out, "\r\n", 2);
+    SIM_ADD_LIT(out, "\r\n");
     r->status = status;
     r->head_sent = 1;
 }
@@ -330,7 +330,7 @@ int sim_resp_chunk(sim_req *r, const void *data, size_t len)
         struct evbuffer *out = bufferevent_get_output(c->bev);
         if (r->chunked) evbuffer_add_printf(out, "%zx\r\n", len);
         evbuffer_add(out, data, len);
-        if (r->chunked) evbuffer_add(out, "\r\n", 2);
+        if (r->chunked) SIM_ADD_LIT(out, "\r\n");
     }
     r->chunks++;
     return 0;
@@ -343,7 +343,7 @@ void sim_resp_end(sim_req *r)
     char line[160];
     if (!c || r->finished || c->state != SIM_CONN_OPEN) return;
     if (sim_fault_fires(r)) return;
-    if (r->chunked) evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    if (r->chunked) SIM_ADD_LIT(bufferevent_get_output(c->bev), "0\r\n\r\n");
     r->finished = 1;
     sim_gen_release(r);
     if (sim_g.cfg.events) {
