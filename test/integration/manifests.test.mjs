@@ -283,7 +283,9 @@ test('termination: the grace period covers the drain and ollama outlives the sid
     assert.ok(waitCap > drain, `ollama's preStop waits up to ${waitCap} s > drain ${drain} s`);
     assert.ok(grace > waitCap, `grace ${grace} s leaves ollama time to stop after its preStop (${waitCap} s)`);
     assert.ok(!sidecar.lifecycle, 'the sidecar gets SIGTERM at once and drains itself');
-    assert.ok(!(pod.initContainers || []).length, 'regular containers (a native sidecar would stop after ollama)');
+    assert.ok(!(pod.initContainers || []).some((c) => c.restartPolicy === 'Always'), 'regular containers (a native sidecar would stop after ollama)');
+    const pull = byName(pod.initContainers, 'model-pull');
+    assert.ok(pull && pull.volumeMounts[0].mountPath === ollama.volumeMounts[0].mountPath, 'models pulled into ollama\'s store');
     assert.equal(dep.spec.replicas, undefined, 'no spec.replicas: the HPA owns it');
 });
 
@@ -392,8 +394,9 @@ itest('the binary runs with the Deployment\'s sidecar env and exports every seri
         fs.writeFileSync(policyFile, find(docs, 'ConfigMap', 'litebrain-policy').data['policy.json']);
         const env = {};
         for (const [name, e] of Object.entries(sideEnv)) env[name] = e.value !== undefined ? e.value : 'ollama-inference-test-0';
-        // Outside a cluster: loopback port 0 (the flags win over the env), no controller, our policy copy.
-        Object.assign(env, { LITEBRAIN_POLICY: policyFile, LITEBRAIN_CONTROLLER: 'off' });
+        // Outside a cluster: loopback port 0 (the flags win over the env), dry-run controller (no
+        // cluster to write to; it still exports its series), our policy copy.
+        Object.assign(env, { LITEBRAIN_POLICY: policyFile, LITEBRAIN_CONTROLLER: 'dry-run' });
         const px = await startProxy([], env, { sim });
 
         // probe paths answer (and an unknown path does not, so 200 is not a catch-all)
