@@ -277,8 +277,9 @@ export function metricNames(expr) {
 /* ------------------------------------------------------------------ the proxy's contract */
 
 /* {flags: [{flag, env, def}], env: Set of every env name it reads, source} from --help of the
- * release binary (or bin), else from DESIGN §2. */
-export function proxyContract(bin = RELEASE_BIN) {
+ * release binary (else $LB_BUILD's, or bin), else from DESIGN §2. */
+export function proxyContract(bin = fs.existsSync(RELEASE_BIN) ? RELEASE_BIN
+    : path.resolve(REPO, process.env.LB_BUILD || 'build', 'litebrain-proxy')) {
     if (fs.existsSync(bin)) {
         const text = execFileSync(bin, ['--help'], { encoding: 'utf8', timeout: HELP_TIMEOUT_MS });
         const flags = [];
