@@ -9,8 +9,10 @@
 // one it exports, and that the probe paths answer.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -287,6 +289,35 @@ test('termination: the grace period covers the drain and ollama outlives the sid
     const pull = byName(pod.initContainers, 'model-pull');
     assert.ok(pull && pull.volumeMounts[0].mountPath === ollama.volumeMounts[0].mountPath, 'models pulled into ollama\'s store');
     assert.equal(dep.spec.replicas, undefined, 'no spec.replicas: the HPA owns it');
+});
+
+/* Run ollama's preStop command with the metrics port swapped for port and the wait capped at
+ * rounds; resolves to its exit code. */
+function runPreStop(port, rounds) {
+    const [sh, flag, script] = ollama.lifecycle.preStop.exec.command;
+    const s = script.replace(/\/dev\/tcp\/127\.0\.0\.1\/\d+/, `/dev/tcp/127.0.0.1/${port}`).replace(/seq 1 \d+/, `seq 1 ${rounds}`);
+    assert.notEqual(s, script);
+    return new Promise((resolve, reject) => {
+        const p = spawn(sh, [flag, s], { stdio: 'ignore' });
+        const t = setTimeout(() => { p.kill('SIGKILL'); reject(new Error('preStop did not end')); }, 30000);
+        p.on('exit', (code) => { clearTimeout(t); resolve(code); });
+    });
+}
+
+test('ollama\'s preStop waits while the sidecar\'s port accepts and ends once it is gone', async () => {
+    const srv = net.createServer((c) => { accepts++; c.destroy(); });
+    let accepts = 0;
+    srv.listen(0, '127.0.0.1');
+    await once(srv, 'listening');
+    const port = srv.address().port;
+    // sidecar still up: the hook probes once a round for all 3 rounds, then gives up (bounded)
+    assert.equal(await runPreStop(port, 3), 0);
+    assert.equal(accepts, 3);
+    // sidecar gone: the first probe fails and the hook ends at once
+    srv.close();
+    await once(srv, 'close');
+    assert.equal(await runPreStop(port, 3), 0);
+    assert.equal(accepts, 3);
 });
 
 test('HPA ollama-hpa: targets, bounds and windows', () => {
