@@ -69,7 +69,7 @@ void sc_kwset_build(sc_kwset *k, const sc_policy *p);
 int sc_kwset_match(const sc_kwset *k, const char *t, size_t n);
 
 /* Extract the features and the model name of a body.  Never fails: an invalid body leaves
- * f zeroed with json_ok 0 (model may still be filled).  No allocation; linear in len. */
+ * f zeroed with json_ok 0 and model "".  No allocation; linear in len. */
 void sc_extract(const sc_kwset *k, const char *body, size_t len, sc_features *f,
                 char *model, size_t modellen);
 

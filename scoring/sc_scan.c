@@ -141,13 +141,14 @@ static int skip_string(sc_scan *s, uint64_t *len)
 static int copy_string(sc_scan *s, char *buf, size_t cap)
 {
     size_t n = 0;
+    int rc = -1;
     for (;;) {
-        if (s->p >= s->end) return -1;
+        if (s->p >= s->end) goto out;
         uint8_t c = *s->p++;
         long v = c;
         if (c == '"') break;
-        if (c < 0x20) return -1;
-        if (c == '\\' && (v = escape(s)) < 0) return -1;
+        if (c < 0x20) goto out;
+        if (c == '\\' && (v = escape(s)) < 0) goto out;
         if (v < 0x80) {
             if (n + 1 < cap) buf[n++] = (char)v;
         } else if (c == '\\') {
@@ -156,8 +157,10 @@ static int copy_string(sc_scan *s, char *buf, size_t cap)
             buf[n++] = (char)c;
         }
     }
-    if (cap) buf[n] = '\0';
-    return 0;
+    rc = 0;
+out:
+    if (cap) buf[n] = '\0';      /* terminated on every path */
+    return rc;
 }
 
 static void tok_end(const sc_kwset *kw, sc_tok *t, sc_sink *k)
@@ -700,8 +703,10 @@ void sc_extract(const sc_kwset *k, const char *body, size_t len, sc_features *f,
     s.p = (const uint8_t *)body;
     s.end = s.p + (body ? len : 0);
     s.kw = k;
-    if (peek(&s) != '{' || each_member(&s, walk_top, &top) < 0 || peek(&s) != -1)
-        return;                             /* invalid: all features stay 0 */
+    if (peek(&s) != '{' || each_member(&s, walk_top, &top) < 0 || peek(&s) != -1) {
+        if (modellen) model[0] = '\0';      /* invalid: no model, all features 0 */
+        return;
+    }
     f->json_ok = 1;
     f->words = sat32(s.cur.words);
     f->keyword_hits = sat32(s.cur.hits);

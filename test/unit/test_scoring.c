@@ -276,11 +276,13 @@ static void invalid_bodies_score_zero(void **state)
         "{\"prompt\":\"raw\ttab\"}", "{\"prompt\":01}", "{\"prompt\":1.}", "{\"prompt\":-}",
         "{\"prompt\":1e}", "{\"a\":tru}", "{\"a\":[1,]}", "{\"a\":1,}", "{,}", "{\"a\" 1}",
         "{'a':1}", "{\"a\":[}", "{\"a\":{\"b\":]}}", "{\"messages\":[{\"content\":\"x\"}",
-        "{\"images\":[\"abc", "{\"a\":nul}", "{\"a\":NaN}",
+        "{\"images\":[\"abc", "{\"a\":nul}", "{\"a\":NaN}", "{\"model\":\"m\x01\"}",
+        "{\"model\":\"qwen\",\"prompt\":1,}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sc_result r = score_of(*state, SC_EP_CHAT, bad[i]);
         if (r.f.json_ok || r.score != 0 || r.level != SC_LEVEL_LOW) fail_msg("case %zu accepted", i);
+        assert_string_equal(r.model, "");
     }
     sc_result r;
     sc_score(*state, SC_EP_CHAT, NULL, 0, 0, &r);
