@@ -114,9 +114,10 @@ itest('/v1/completions streams text_completion chunks; /v1/models lists the mode
     assert.equal(ev.length, 2 + 1 + 1);
     assert.equal(ev[0].object, 'text_completion');
     assert.equal(ev[2].choices[0].finish_reason, 'length');
-    const w = JSON.parse((await rawRequest(sim.port, post('/v1/completions', { model: MODEL, prompt: 'abcd', max_tokens: 2 }))).body);
+    const w = JSON.parse((await rawRequest(sim.port, post('/v1/completions', { model: MODEL, prompt: 'x', max_tokens: 2 }))).body);
     assert.deepEqual(Object.keys(w), ['id', 'object', 'created', 'model', 'system_fingerprint', 'choices', 'usage']);
     assert.deepEqual(w.usage, { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 });
+    assert.equal(w.choices[0].finish_reason, 'length');
     assert.equal(w.choices[0].text, ev[0].choices[0].text + ev[1].choices[0].text, 'same text streamed or not');
     const m = await rawRequest(sim.port, buildRequest('GET', '/v1/models', H()));
     const list = JSON.parse(m.body);
@@ -195,9 +196,10 @@ itest('events: request with headers and body, response_end with chunks, close mi
     const s2 = sim.mark();
     const c = await RawClient.connect(sim.port);
     await c.write(post('/api/generate?x=2', { model: MODEL, prompt: 'p' }, [['X-Sim-Fault', 'chunks=1000,interval-ms=5']]));
+    const r2 = await sim.waitEvent((e) => e.event === 'request' && e.query === 'x=2', undefined, s2);
     await c.waitFor((cl) => cl.total > 300, undefined, 'a few chunks');
     c.destroy();
-    const close = await sim.waitEvent((e) => e.event === 'close', undefined, s2);
+    const close = await sim.waitEvent((e) => e.event === 'close' && e.conn === r2.conn, undefined, s2);
     assert.equal(close.mid_response, true);
     assert.ok(close.chunks_sent >= 1 && close.chunks_sent < 1000);
 });
@@ -207,7 +209,9 @@ itest('faults: reset-after, stall-after, close-before-head, delay-head-ms, bytes
     let c = await RawClient.connect(sim.port);
     await c.write(gen('reset-after=2'));
     await c.waitClose();
-    assert.equal(c.error && c.error.code, 'ECONNRESET');
+    // the sim sends an RST (SO_LINGER 0); libuv may report it as EOF after a partial read
+    // (its POLLHUP short-cut), so only the truncation is asserted here
+    assert.ok(!c.error || c.error.code === 'ECONNRESET', String(c.error));
     let p = parseResponse(c.buf, { eof: true });
     assert.equal(p.status, 200);
     assert.equal(p.chunks.length, 2);
@@ -220,7 +224,8 @@ itest('faults: reset-after, stall-after, close-before-head, delay-head-ms, bytes
     p = parseResponse(c.buf, { eof: true });
     assert.equal(p.chunks.length, 1);
     c.destroy();
-    const close = await sim.waitEvent((e) => e.event === 'close', undefined, since);
+    const stalled = sim.events.slice(since).find((e) => e.event === 'fault');
+    const close = await sim.waitEvent((e) => e.event === 'close' && e.conn === stalled.conn, undefined, since);
     assert.deepEqual([close.mid_response, close.chunks_sent], [true, 1]);
 
     c = await RawClient.connect(sim.port);
