@@ -238,7 +238,11 @@ test('ollama listens on loopback only, on the port the sidecar forwards to', () 
     assert.equal(portOf(flagDefault('--upstream')), portOf(ollamaHost), 'the binary\'s default upstream');
     assert.ok(!(ollama.ports || []).length, 'no container port on ollama');
     assert.deepEqual((ollama.resizePolicy || []).map((r) => r.resourceName).sort(), ['cpu', 'memory']);
-    assert.ok(ollama.resources.requests.cpu && ollama.resources.requests.memory, 'requests for the HPA\'s utilisation');
+    // starts at the policy's low profile; memory request = limit (the controller keeps an
+    // equal pair equal, so the profile is the memory), CPU request only (it follows the profile)
+    const low = JSON.parse(find(docs, 'ConfigMap', 'litebrain-policy').data['policy.json']).resources.low;
+    assert.deepEqual(ollama.resources.requests, { cpu: low.cpu, memory: low.memory });
+    assert.deepEqual(ollama.resources.limits, { memory: low.memory });
 });
 
 test('the sidecar runs non-root, read-only, unprivileged, small, with the policy and the token', () => {
