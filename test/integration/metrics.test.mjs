@@ -88,7 +88,7 @@ function reportedTokens(body, contentType) {
     } else if (contentType.startsWith('application/x-ndjson')) {
         for (const line of body.split('\n')) if (line.trim()) docs.push(JSON.parse(line));
     } else if (contentType.startsWith('application/json')) {
-        docs.push(JSON.parse(body));
+        try { docs.push(JSON.parse(body)); } catch (e) { throw new Error(`bad JSON (${e.message}): ${body.slice(0, 2000)}`); }
     }
     let prompt; let output;
     for (const d of docs) {
