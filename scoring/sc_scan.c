@@ -263,7 +263,8 @@ static void swar_text(const sc_kwset *kw, const uint8_t **pp, const uint8_t *end
         int n = stop ? __builtin_ctzll(stop) / 8 : 8;
         if (n == 0) break;
         uint64_t mask = n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
-        words += (uint64_t)__builtin_popcountll(~sp & ((sp << 8) | carry_sp) & SC_HIGHS & mask);
+        uint64_t ws = ~sp & ((sp << 8) | carry_sp) & SC_HIGHS & mask;
+        words += ((ws >> 7) * SC_ONES) >> 56;      /* popcount of one bit per byte */
         carry_sp = (sp >> (8 * (n - 1))) & 0x80;
         carry_an = (an >> (8 * (n - 1))) & 0x80;
         p += n;

@@ -75,6 +75,7 @@ int sc_kwset_match(const sc_kwset *k, const char *t, size_t n)
     for (int i = k->first_lo[c]; i < k->first_hi[c]; i++) {
         const char *w = k->kw[i];
         size_t m = k->len[i];
+        if (n > m + 5 || n + 1 < m || (m > 2 && n > 1 && t[1] != w[1])) continue; /* cheap rejects */
         if (n >= m && memcmp(t, w, m) == 0) {
             if (in_list(t + m, n - m, full)) return 1;
             if (n > m && t[m] == w[m - 1] && !is_vowel(w[m - 1]) && in_list(t + m + 1, n - m - 1, doubled))

@@ -21,6 +21,7 @@ $(FUZZ_BIN): $(FUZZ_SRCS) $(wildcard scoring/*.h)
 
 fuzz-build: $(FUZZ_BIN)
 
-fuzz: test-deps
+fuzz: deps
+	@./scripts/ensure-debs.sh clang libclang-rt-14-dev
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	$(FUZZ_BIN) $(FUZZ_ARGS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/corpus test/fuzz/corpus
