@@ -140,7 +140,7 @@ static int on_message_begin(llhttp_t *p)
         if (!c->req)
             return -1;
     }
-    c->last_cr = 0;
+    c->last_byte = 0;
     conn_arm(c, c->srv->cfg->header_timeout);  /* slowloris: whole head within the limit */
     return 0;
 }
@@ -401,17 +401,21 @@ static void req_dispatch(px_conn *c)
 
 /* ---------- reading ---------- */
 
-/* 1 when the head bytes p[0..n) contain a LF not preceded by CR (llhttp 8 tolerates it in
- * places; we do not, since proxies that disagree on line ends enable smuggling). */
-static int bare_lf(px_conn *c, const char *p, size_t n)
+/* 1 when the head bytes p[0..n) hold a LF not preceded by CR, or a line that starts with a
+ * space or tab (obs-fold).  llhttp 8 tolerates both in places; we do not, since a proxy and a
+ * server that disagree on where a header ends is how requests get smuggled. */
+static int head_bad(px_conn *c, const char *p, size_t n)
 {
     size_t i;
     for (i = 0; i < n; i++) {
-        if (p[i] == '\n' && !(i > 0 ? p[i - 1] == '\r' : c->last_cr))
+        int prev = i > 0 ? (unsigned char)p[i - 1] : c->last_byte;
+        if (p[i] == '\n' && prev != '\r')
+            return 1;
+        if ((p[i] == ' ' || p[i] == '\t') && prev == '\n')
             return 1;
     }
     if (n > 0)
-        c->last_cr = p[n - 1] == '\r';
+        c->last_byte = (unsigned char)p[n - 1];
     return 0;
 }
 
@@ -436,7 +440,7 @@ static int feed(px_conn *c, const char *p, size_t len, size_t *used)
                           st == 501 ? "method not implemented" : "malformed HTTP request", 1);
         return -1;
     }
-    if (in_head && bare_lf(c, p, *used)) {
+    if (in_head && head_bad(c, p, *used)) {
         conn_error(c, 400, "malformed HTTP request", 1);
         return -1;
     }

@@ -83,7 +83,7 @@ struct px_conn {
     px_conn *prev, *next;       /* server's connection list */
     int err_status;             /* status a parser callback asked for (413/431/417) */
     int closing;                /* close once the output has drained */
-    int last_cr;                /* last head byte seen was CR (bare-LF check across reads) */
+    int last_byte;              /* last head byte seen (line-end checks across reads) */
     char peer[PX_PEER_MAX];     /* client IP for X-Forwarded-For */
 };
 

@@ -139,12 +139,17 @@ px_server *px_server_new(struct event_base *base, const px_config *cfg, const px
     {
         char lit[PX_ADDR_MAX + 16];
         sslen = sizeof ss;
-        snprintf(lit, sizeof lit, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        /* why: evutil_parse_sockaddr_port rejects port 0, so parse with 1 and put 0 back */
+        snprintf(lit, sizeof lit, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port ? port : 1);
         if (evutil_parse_sockaddr_port(lit, (struct sockaddr *)&ss, &sslen) < 0) {
             snprintf(err, errlen, "litebrain-proxy: --listen needs an IP address, got %s",
                      cfg->listen);
             goto fail;
         }
+        if (ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
     }
     s->listener = evconnlistener_new_bind(base, px_on_accept, s,
                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
