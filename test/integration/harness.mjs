@@ -36,6 +36,7 @@ const LOG_TAIL_LINES = 200;                      // lines of each log dumped on 
 /* ------------------------------------------------------------------ processes */
 
 const live = new Set();          // every process started and not yet reaped
+const everything = [];           // every process started by this test file
 let scope = null;                // processes started inside the running itest()
 
 process.on('exit', () => { for (const p of live) { try { p.proc.kill('SIGKILL'); } catch { /* gone */ } } });
@@ -77,7 +78,8 @@ class Child {
         this.proc = spawn(bin, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
         this.pid = this.proc.pid;
         live.add(this);
-        if (scope) scope.add(this);
+        everything.push(this);
+        if (scope) { scope.add(this); this.scoped = true; }
         const js = jsonStream === 'stdout' ? this.proc.stdout : this.proc.stderr;
         const raw = jsonStream === 'stdout' ? this.proc.stderr : this.proc.stdout;
         readline.createInterface({ input: js }).on('line', (line) => {
@@ -91,8 +93,12 @@ class Child {
         raw.setEncoding('utf8');
         raw.on('data', (d) => { this.other = (this.other + d).slice(-1 << 20); });
         this.exited = new Promise((resolve) => {
-            this.proc.on('exit', (code, signal) => {
+            this.proc.on('close', (code, signal) => {   // exited and its pipes drained
                 this.exit = { code, signal };
+                const san = this.lines.some((l) => l.raw && /Sanitizer|runtime error:/.test(l.raw)) || /Sanitizer|runtime error:/.test(this.other);
+                if ((signal && !this.stopping) || san) {
+                    process.stderr.write(`\n[harness] ${this.name} pid ${this.pid} died (${signal || `exit ${code}`}${san ? ', sanitizer report' : ''}) unasked\n${this.dump()}`);
+                }
                 live.delete(this);
                 this.w.notify();
                 resolve(this.exit);
@@ -122,6 +128,7 @@ class Child {
      * exit code, or the signal name when killed by a signal. */
     async stop(signal = 'SIGTERM', timeoutMs = STOP_TIMEOUT_MS) {
         if (!this.exit) {
+            this.stopping = true;
             try { this.proc.kill(signal); } catch { /* already gone */ }
             const t = setTimeout(() => { try { this.proc.kill('SIGKILL'); } catch { /* gone */ } }, timeoutMs);
             await this.exited;
@@ -136,7 +143,8 @@ class Child {
             const { _t, ...rest } = o;
             return rest.raw !== undefined && Object.keys(rest).length === 1 ? rest.raw : JSON.stringify(rest);
         });
-        return `----- ${this.name} pid ${this.pid} ${this.args.join(' ')}\n${tail.join('\n')}\n` +
+        const st = this.exit ? ` (exited ${JSON.stringify(this.exit)})` : ' (running)';
+        return `----- ${this.name} pid ${this.pid}${st} ${this.args.join(' ')}\n${tail.join('\n')}\n` +
             (this.other ? `----- ${this.name} other stream\n${this.other.slice(-8192)}\n` : '');
     }
 }
@@ -204,7 +212,8 @@ export function itest(name, opts, fn) {
         try {
             await fn(t, mine);
         } catch (e) {
-            for (const p of mine) process.stderr.write(`\n[${name}] ${p.dump()}`);
+            // this test's processes, and the file's shared ones (started in before())
+            for (const p of everything) if (mine.has(p) || !p.scoped) process.stderr.write(`\n[${name}] ${p.dump()}`);
             throw e;
         } finally {
             scope = outer;
