@@ -428,7 +428,7 @@ static void evaluate(ctl *c, double now)
     k8s_status_decision(&c->last, action, &c->engine, &c->policy);
     px_json_escape(c->last.reason, esc, sizeof esc);
     px_log(PX_LOG_INFO, "scaling decision",
-           "\"mode\":\"%s\",\"leader\":%s,\"direction\":\"%s\",\"level\":\"%s\","
+           "\"mode\":\"%s\",\"leader\":%s,\"direction\":\"%s\",\"cx_level\":\"%s\","
            "\"complexity\":%.1f,\"active\":%d,\"waiting\":%d,\"current\":%d,\"raw\":%d,"
            "\"desired\":%d,\"cpu_m\":%lld,\"memory\":%lld,\"reason\":\"%s\",\"action\":\"%s\"",
            k8s_mode_name(c->mode), leader ? "true" : "false",

@@ -68,14 +68,15 @@ export async function debugScaling(px) {
     return JSON.parse(r.body);
 }
 
-/* A prompt of n words (scores high when n > 300). */
+/* A prompt of n words (static score high when n > 300; 2000 words stay high even after the
+ * history blend learned that the fake upstream is fast). */
 export function words(n) {
     return Array.from({ length: n }, (_, i) => `word${i % 50}`).join(' ');
 }
 
 /* Keep `concurrency` requests of a high-complexity prompt in flight until stop() is awaited.
  * Resolves stop() to {ok, failed} counts. */
-export function loadLoop(port, { concurrency = 4, nwords = 400 } = {}) {
+export function loadLoop(port, { concurrency = 4, nwords = 2000 } = {}) {
     let running = true;
     const counts = { ok: 0, failed: 0 };
     const body = JSON.stringify({ model: 'qwen2.5:3b', prompt: words(nwords), stream: false });
