@@ -26,6 +26,7 @@ static void sim_conn_free(sim_conn *c);
 static void sim_conn_process(sim_conn *c);
 static void sim_conn_graceful_close(sim_conn *c);
 static void sim_conn_wind_down(sim_conn *c, sim_conn_state st);
+static void sim_conn_flush(sim_conn *c);
 
 /* ------------------------------------------------------------------ requests */
 
@@ -150,6 +151,7 @@ static int sim_on_headers_complete(llhttp_t *p)
         !(p->flags & F_CONTENT_LENGTH && p->content_length == 0)) {
         /* Go answers 100 when the handler reads the body; every handler here reads it */
         SIM_ADD_LIT(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+        sim_conn_flush(c);
     }
     return 0;
 }
@@ -231,6 +233,20 @@ void sim_event_fault(sim_req *r, const char *what)
 
 /* ------------------------------------------------------------------ responses */
 
+/* Write pending output straight to the socket; only what the kernel does not take waits for
+ * EV_WRITE (enabled just for that).  Saves two epoll_ctl calls per streamed chunk. */
+static void sim_conn_flush(sim_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) == 0) return;
+    if (!(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+        evbuffer_unfreeze(out, 1);   /* bufferevent_socket keeps the output's front frozen */
+        evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
+    }
+    if (evbuffer_get_length(out) > 0) bufferevent_enable(c->bev, EV_WRITE);   /* rest (or error) via the loop */
+}
+
 static const char *sim_status_text(int status)
 {
     switch (status) {
@@ -296,6 +312,7 @@ void sim_resp_head(sim_req *r, int status, const char *extra, const char *ctype,
  * peer closes it (stall-after). */
 static void sim_stall(sim_req *r)
 {
+    sim_conn_flush(r->conn);
     sim_event_fault(r, "stall");
     r->finished = 1;
     sim_gen_release(r);
@@ -333,6 +350,7 @@ int sim_resp_chunk(sim_req *r, const void *data, size_t len)
         if (r->chunked) SIM_ADD_LIT(out, "\r\n");
     }
     r->chunks++;
+    sim_conn_flush(c);
     return 0;
 }
 
@@ -344,6 +362,7 @@ void sim_resp_end(sim_req *r)
     if (!c || r->finished || c->state != SIM_CONN_OPEN) return;
     if (sim_fault_fires(r)) return;
     if (r->chunked) SIM_ADD_LIT(bufferevent_get_output(c->bev), "0\r\n\r\n");
+    sim_conn_flush(c);
     r->finished = 1;
     sim_gen_release(r);
     if (sim_g.cfg.events) {
@@ -393,6 +412,7 @@ static void sim_conn_http_error(sim_conn *c, int status, const char *why)
     }
     if (c->req) { sim_req_free(c->req); c->req = NULL; }
     c->busy = 0;
+    sim_conn_flush(c);
     sim_conn_graceful_close(c);
 }
 
@@ -534,6 +554,8 @@ static void sim_conn_write_cb(struct bufferevent *bev, void *arg)
         return;
     }
     if (c->req && c->req->kind == SIM_KIND_BYTES && !c->req->finished) sim_gen_on_drain(c->req);
+    if (c->state == SIM_CONN_OPEN && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);   /* back to direct writes (sim_conn_flush) */
 }
 
 static void sim_conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -612,7 +634,8 @@ void sim_conn_accept(evutil_socket_t fd)
     if (c->next) c->next->prev = c;
     sim_g.conns = c;
     bufferevent_setcb(c->bev, sim_conn_read_cb, sim_conn_write_cb, sim_conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_disable(c->bev, EV_WRITE);   /* on by default; only while output is pending */
+    bufferevent_enable(c->bev, EV_READ);
     if (sim_g.cfg.events) {
         int n = snprintf(line, sizeof line, "{\"event\":\"connect\",\"conn\":%llu}", (unsigned long long)c->id);
         sim_event_emit(line, (size_t)n);
