@@ -65,6 +65,33 @@ static const char *sim_json_kind(const json_t *v)
     return "number";
 }
 
+/* Go's encoding/json message for the syntax error jansson reported (the common shapes:
+ * truncated input, a bad first character, a bad object key, a missing ':' / ',' / '}' /
+ * ']'); first is the offset of the first non-space byte. */
+static void sim_json_error_msg(const json_error_t *err, const char *s, size_t len, size_t first, char *msg, size_t cap)
+{
+    const char *near = strstr(err->text, "near '");
+    const char *what = "looking for beginning of value";
+    unsigned char ch;
+    (void)len;
+    if (strstr(err->text, "end of file") || strstr(err->text, "premature end")) {
+        snprintf(msg, cap, "unexpected EOF");
+        return;
+    }
+    if (!strchr("{[\"-0123456789tfn", s[first])) ch = (unsigned char)s[first];
+    else {
+        ch = near ? (unsigned char)near[6] : (unsigned char)s[first];
+        if (strstr(err->text, "string or '}' expected")) what = "looking for beginning of object key string";
+        else if (strstr(err->text, "':' expected")) what = "after object key";
+        else if (strstr(err->text, "'}' expected")) what = "after object key:value pair";
+        else if (strstr(err->text, "']' expected")) what = "after array element";
+    }
+    if (ch == '\'') snprintf(msg, cap, "invalid character '\\'' %s", what);
+    else if (ch == '"') snprintf(msg, cap, "invalid character '\"' %s", what);
+    else if (isprint(ch)) snprintf(msg, cap, "invalid character '%c' %s", ch, what);
+    else snprintf(msg, cap, "invalid character '\\x%02x' %s", ch, what);
+}
+
 /* Decode r's body as a JSON object for Go type gotype ("api.GenerateRequest").  Returns a
  * new reference (an empty object for `null`), or NULL with msg set to Go's error text
  * ("missing request body" for an empty body when eof_msg is NULL, else eof_msg). */
@@ -79,14 +106,7 @@ static json_t *sim_body_json(sim_req *r, const char *gotype, const char *eof_msg
     /* like json.Decoder.Decode: the first value only; trailing bytes are not looked at */
     json_t *v = json_loadb(s, len, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &err);
     if (!v) {
-        size_t pos = (size_t)err.position;
-        if (pos >= len) snprintf(msg, cap, "unexpected EOF");
-        else {
-            unsigned char ch = (unsigned char)s[pos > i && pos > 0 ? pos - 1 : i];
-            if (ch == '\'') snprintf(msg, cap, "invalid character '\\'' looking for beginning of value");
-            else if (isprint(ch)) snprintf(msg, cap, "invalid character '%c' looking for beginning of value", ch);
-            else snprintf(msg, cap, "invalid character '\\x%02x' looking for beginning of value", ch);
-        }
+        sim_json_error_msg(&err, s, len, i, msg, cap);
         return NULL;
     }
     if (json_is_null(v)) { json_decref(v); return json_object(); }
@@ -190,7 +210,7 @@ static void sim_model_facts(const sim_model *m, sim_facts *f)
     else snprintf(f->family, sizeof f->family, "llama");
     if (tag && isdigit((unsigned char)tag[1]) && (tolower((unsigned char)tag[strlen(tag) - 1]) == 'b')) b = strtod(tag + 1, NULL);
     if (m->embedding) { snprintf(f->params, sizeof f->params, "137M"); f->bytes = 274302450; f->quant = "F16"; }
-    else { snprintf(f->params, sizeof f->params, "%.1fB", b); f->bytes = (uint64_t)(b * 0.62e9); f->quant = "Q4_K_M"; }
+    else { snprintf(f->params, sizeof f->params, "%gB", b); f->bytes = (uint64_t)(b * 0.62e9); f->quant = "Q4_K_M"; }
     uint32_t h = sim_hash(SIM_FNV_INIT, n, strlen(n));
     for (int i = 0; i < 8; i++) { h = sim_hash(h, &i, sizeof i); snprintf(f->digest + i * 8, 9, "%08x", h); }
 }
