@@ -143,7 +143,6 @@ int k8s_lease_try(k8s_lease *l, k8s_client *c, double now)
     mine = strcmp(l->holder, l->identity) == 0;
     if (l->holder[0] && !mine && l->observed_at + l->rec_duration > now) {
         set_leader(l, 0, "held by another candidate");
-        k8s_status_leader(0, l->holder);
         goto out;
     }
     k8s_resp_free(&r);
