@@ -296,6 +296,13 @@ static void parse_body(k8s_client *c, k8s_resp *r)
 long k8s_call(k8s_client *c, const char *verb, const char *path, const char *ctype,
               const char *body, k8s_resp *r)
 {
+    return k8s_call_expect(c, verb, path, ctype, body, -1, r);
+}
+
+/* One API call where status `normal` is not an error (see k8s_internal.h). */
+long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const char *ctype,
+                     const char *body, long normal, k8s_resp *r)
+{
     double now = px_now();
     char text[K8S_PATH_MAX + 512], esc[2 * K8S_ERR_MAX];
 
@@ -317,9 +324,11 @@ long k8s_call(k8s_client *c, const char *verb, const char *path, const char *cty
     if (r->code == 0 || r->code >= 400) {
         snprintf(text, sizeof text, "%s %s: %ld %s%s%s", verb, path, r->code,
                  r->reason, r->reason[0] ? ": " : "", r->message);
-        k8s_status_error(text);
+        if (r->code != normal)
+            k8s_status_error(text);
         px_json_escape(text, esc, sizeof esc);
-        px_log(r->code == 404 || r->code == 409 ? PX_LOG_INFO : PX_LOG_WARN, "k8s api error",
+        px_log(r->code == normal ? PX_LOG_DEBUG : PX_LOG_WARN,
+               r->code == normal ? "k8s api answer" : "k8s api error",
                "\"verb\":\"%s\",\"code\":%ld,\"error\":\"%s\"", verb, r->code, esc);
     }
     return r->code;

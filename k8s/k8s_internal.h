@@ -73,6 +73,10 @@ void k8s_client_free(k8s_client *c);
  * k8s_resp_free); returns r->code.  Counts the call; failures become the last API error. */
 long k8s_call(k8s_client *c, const char *verb, const char *path, const char *ctype,
               const char *body, k8s_resp *r);
+/* The same, but status `normal` (e.g. 404 for a Lease not created yet, 409 for a lost race)
+ * is an expected answer: counted, logged at debug, not made the last API error. */
+long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const char *ctype,
+                     const char *body, long normal, k8s_resp *r);
 void k8s_resp_free(k8s_resp *r);
 
 /* ---- capped exponential backoff with jitter, honouring Retry-After ---- */

@@ -121,12 +121,12 @@ int k8s_lease_try(k8s_lease *l, k8s_client *c, double now)
 
     k8s_microtime(t, sizeof t);
     snprintf(path, sizeof path, LEASE_API "/%s", l->ns, l->name);
-    code = k8s_call(c, "GET", path, NULL, NULL, &r);
+    code = k8s_call_expect(c, "GET", path, NULL, NULL, 404, &r);
     if (code == 404) {
         k8s_resp_free(&r);
         body = lease_body(l, l->identity, duration_int(l), t, t, 0, 0);
         snprintf(path, sizeof path, LEASE_API, l->ns);
-        code = body ? k8s_call(c, "POST", path, "application/json", body, &r) : 0;
+        code = body ? k8s_call_expect(c, "POST", path, "application/json", body, 409, &r) : 0;
         if (code == 200 || code == 201) {
             observe(l, r.json, now);
             l->renewed_at = now;
@@ -148,7 +148,7 @@ int k8s_lease_try(k8s_lease *l, k8s_client *c, double now)
     k8s_resp_free(&r);
     body = lease_body(l, l->identity, duration_int(l), mine && l->acquire_time[0]
                       ? l->acquire_time : t, t, mine ? l->transitions : l->transitions + 1, 1);
-    code = body ? k8s_call(c, "PUT", path, "application/json", body, &r) : 0;
+    code = body ? k8s_call_expect(c, "PUT", path, "application/json", body, 409, &r) : 0;
     if (code == 200) {
         observe(l, r.json, now);
         l->renewed_at = now;

@@ -188,9 +188,10 @@ void k8s_engine_eval(k8s_engine *e, const sc_policy *p, const k8s_snapshot *s, k
                      cx > p->scale_up_score ? "complexity above scaleUpScore" : "queue growing",
                      cx, sc_level_name(d->level), queue, cur, f, raw);
     } else if (cx < p->thresholds[SC_LEVEL_LOW] && !rising && s->waiting == 0) {
-        raw = e->floor - 1;
-        n = snprintf(d->reason, sizeof d->reason,
-                     "idle: complexity %.1f below low %.0f, not rising, nothing waiting: step %d -> %d",
+        raw = e->floor - 1 < lo ? e->floor : e->floor - 1;
+        n = snprintf(d->reason, sizeof d->reason, raw < e->floor
+                     ? "idle: complexity %.1f below low %.0f, not rising, nothing waiting: step %d -> %d"
+                     : "idle: complexity %.1f below low %.0f, not rising, nothing waiting: at minReplicas %d",
                      cx, p->thresholds[SC_LEVEL_LOW], e->floor, raw);
     } else {
         raw = e->floor;

@@ -3,6 +3,10 @@
 // without credentials still decides and shows it in /debug/scaling and /metrics.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after } from 'node:test';
 import { itest, stopAll, startProxy, scrapeMetrics, metricValue, WAIT_TIMEOUT_MS } from './harness.mjs';
 import { startK8sApi } from '../k8s-api/server.mjs';
@@ -11,11 +15,13 @@ import { startK8sProxy, debugScaling, policyFile } from '../k8s-api/helpers.mjs'
 after(stopAll);
 const NO_CLUSTER = { KUBERNETES_SERVICE_HOST: '', LITEBRAIN_K8S_SA_DIR: '/nonexistent-sa-dir' };
 
-itest('auto with credentials is on (takes the Lease)', async () => {
+itest('auto with credentials is on (takes the Lease); proxy variables are ignored', async () => {
     const api = await startK8sApi();
     try {
         api.addHpa();
-        const px = await startK8sProxy(api, 'pod-a', { mode: 'auto' });
+        const dead = 'http://127.0.0.1:9';                 // a proxy here would fail every call
+        const px = await startK8sProxy(api, 'pod-a', { mode: 'auto',
+            env: { HTTPS_PROXY: dead, https_proxy: dead, ALL_PROXY: dead, all_proxy: dead } });
         await px.waitLog((o) => o.msg === 'leader elected');
         const dbg = await debugScaling(px);
         assert.equal(dbg.mode, 'on');
@@ -53,4 +59,21 @@ itest('bad lease timings are rejected at startup', async () => {
         assert.equal((await px.exited).code, 2);
         assert.match(px.lines.map((o) => o.raw || '').join('\n'), /lease \(1\) > renew deadline \(5\)/);
     } finally { await api.close(); }
+});
+
+itest('TLS is verified against ca.crt: a server cert from another CA gets no request', async () => {
+    const api = await startK8sApi();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-wrong-ca-'));
+    try {
+        api.addHpa();
+        for (const f of ['token', 'namespace']) fs.copyFileSync(path.join(api.saDir, f), path.join(dir, f));
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=other-ca',
+            '-keyout', path.join(dir, 'ca.key'), '-out', path.join(dir, 'ca.crt')], { stdio: 'ignore' });
+        const px = await startK8sProxy(api, 'pod-a', { env: { LITEBRAIN_K8S_SA_DIR: dir } });
+        const e = await px.waitLog((o) => o.msg === 'k8s api error');
+        assert.equal(e.code, 0);
+        assert.match(e.error, /certificate|SSL/i);
+        assert.equal(api.requests.length, 0);
+        assert.equal((await debugScaling(px)).is_leader, false);
+    } finally { await api.close(); fs.rmSync(dir, { recursive: true, force: true }); }
 });
