@@ -586,6 +586,7 @@ void px_conn_stalled(px_conn *c, int stalled)
 void px_conn_response_done(px_conn *c)
 {
     px_req *r = c->req;
+    px_server *s = c->srv;
 
     if (r) {
         if (r->up)
@@ -601,8 +602,8 @@ void px_conn_response_done(px_conn *c)
         bufferevent_disable(c->bev, EV_READ);
         conn_arm(c, c->srv->cfg->idle_timeout);  /* bound the flush to a client that stalls */
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-            conn_free(c);
-        px_server_maybe_exit(c->srv);
+            conn_free(c);                       /* c is gone from here on */
+        px_server_maybe_exit(s);
         return;
     }
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
@@ -610,7 +611,7 @@ void px_conn_response_done(px_conn *c)
     conn_arm(c, c->srv->cfg->idle_timeout);
     bufferevent_enable(c->bev, EV_READ);
     conn_parse(c);                              /* pipelined requests already buffered */
-    px_server_maybe_exit(c->srv);
+    px_server_maybe_exit(s);
 }
 
 static void conn_free(px_conn *c)

@@ -162,7 +162,11 @@ int px_parse_upstream(const char *s, char *host, size_t hostlen, int *port,
     memcpy(buf, hp, n);
     buf[n] = '\0';
     if (px_parse_hostport(buf, host, hostlen, port) < 0) {
-        /* no port: bare name, IPv4, or IPv6 with or without brackets */
+        /* no port: bare name, IPv4, or IPv6 with or without brackets; one colon means a
+         * port was meant, and it was not a valid one */
+        const char *colon = strchr(buf, ':');
+        if (colon && buf[0] != '[' && !strchr(colon + 1, ':'))
+            return -1;
         const char *h = buf;
         size_t hl = n;
         if (buf[0] == '[' && buf[n - 1] == ']') {
