@@ -30,7 +30,7 @@ after(async () => { await stopAll(); fs.rmSync(dir, { recursive: true, force: tr
  * out: stdout text}. */
 async function run(args, env = {}) {
     const p = await startProxy(args, env, { raw: true, noWait: true });
-    const ex = await p.waitExit(WAIT_TIMEOUT_MS);
+    const ex = await p.waitExit(5000 * SLOW);      // a proxy that wrongly starts runs on
     await new Promise((r) => setImmediate(r));      // let the last stderr line be parsed
     const err = p.lines.map((l) => (l.raw !== undefined ? l.raw : JSON.stringify(l))).filter((l) => l.trim() !== '');
     return { code: ex.code, signal: ex.signal, err, out: p.other };
