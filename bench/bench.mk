@@ -15,3 +15,21 @@ simulate: deps
 
 # the simulator's check (test/checks/scalesim.sh) needs the binary
 test-build: $(SCALESIM)
+
+LBLOAD := $(BUILD)/lbload
+$(LBLOAD): $(BUILD)/bench/lbload.o
+	$(CC) $^ -o $@ $(LDFLAGS_ALL) -lm
+
+.PHONY: bench soak
+# nginx and wrk come from Debian; the proxy, the Ollama simulator and the client are ours.
+bench: deps
+	@./scripts/ensure-debs.sh nginx-light wrk
+	@$(MAKE) --no-print-directory $(PROXY) $(SIM) $(LBLOAD)
+	@mkdir -p $(BUILD)/bench
+	@$(MAKE) --no-print-directory bench-scoring | tee $(BUILD)/bench/scoring.txt
+	@LB_BUILD=$(BUILD) BENCH_SCORING=$(BUILD)/bench/scoring.txt ./bench/bench.sh
+
+SOAK_REQUESTS ?= 1000000
+soak: deps
+	@$(MAKE) --no-print-directory $(PROXY) $(SIM) $(LBLOAD)
+	@LB_BUILD=$(BUILD) SOAK_REQUESTS=$(SOAK_REQUESTS) ./bench/soak.sh

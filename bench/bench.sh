@@ -1,0 +1,273 @@
+#!/bin/bash
+# bench.sh — litebrain-proxy vs nginx vs direct, same machine, same upstream (ollama-sim), one
+# run, rounds interleaved, medians printed as ratios.  Started by `make bench` (which builds
+# everything first); see bench/README.md for what each case measures and how it is pinned.
+#   BENCH_ROUNDS (5)  BENCH_SECONDS (5)  LB_BUILD (build)  BENCH_SCORING (file with the output
+#   of `make bench-scoring`, optional)
+set -u
+cd "$(dirname "$0")/.." || exit 2
+B=${LB_BUILD:-build}
+PROXY=$B/litebrain-proxy SIM=$B/ollama-sim LOAD=$B/lbload
+ROUNDS=${BENCH_ROUNDS:-5} SECS=${BENCH_SECONDS:-5}
+SMALL_CONNS=64          # wrk connections for the small case
+STREAM_CONNS=32         # concurrent streams in the streaming case
+STREAM_REQS=10          # streams per connection per round
+STREAM_TOKENS=100       # lines per stream
+STREAM_TPS=500          # the sim's token rate: one line every 2 ms
+BIG_REQS=${BENCH_BIG_REQS:-10}  # 10 MiB bodies per round
+LONG_STREAMS=1000       # concurrent long streams (memory)
+IDLE_CONNS=5000         # idle keep-alive connections (memory)
+SERVER_CPU=0 CLIENT_CPU=1
+
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+tmp=$(mktemp -d /tmp/lbbench.XXXXXX) || exit 2
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+die() { echo "bench: $*" >&2; for f in "$tmp"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
+freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+waitport() {  # port: wait until it accepts (the servers print nothing at --log-level warn)
+    for _ in $(seq 1 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    die "port $1 never opened"
+}
+rss_kib() { awk '/^VmRSS:/ {s += $2} END {print s + 0}' "${@/#//proc/}" 2>/dev/null; }
+rss_of() { local s=0; for p in "$@"; do s=$((s + $(awk '/^VmRSS:/ {print $2}' /proc/"$p"/status))); done; echo $s; }
+
+# ---- the upstream: one simulator for every case, never pinned (it serves all three) ----
+"$SIM" --listen 127.0.0.1:0 --parallel 8192 --max-queue 65536 \
+    --model "qwen2.5:3b:0:1000000:8" \
+    --model "llama3.2:latest:0:$STREAM_TPS:$STREAM_TOKENS" \
+    --model "codellama:7b:0:2:100000" 2>"$tmp/sim.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q "listening on" "$tmp/sim.log" && break; sleep 0.05; done
+SIMPORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/sim.log")
+[ -n "$SIMPORT" ] || die "simulator did not start"
+
+# ---- litebrain-proxy on core 0, scoring every body, access log off (--log-level warn) ----
+start_proxy() {
+    LBPORT=$(freeport) LBMPORT=$(freeport)
+    taskset -c $SERVER_CPU "$PROXY" --listen 127.0.0.1:$LBPORT --metrics-listen 127.0.0.1:$LBMPORT \
+        --upstream http://127.0.0.1:$SIMPORT --log-level warn --max-connections 16384 \
+        2>>"$tmp/proxy.log" &
+    LBPID=$!
+    pids+=($LBPID)
+    waitport $LBPORT
+}
+
+# ---- nginx on core 0: one worker, upstream keepalive pool, no response buffering ----
+start_nginx() {
+    NGPORT=$(freeport)
+    mkdir -p "$tmp/ng" && chmod 777 "$tmp" "$tmp/ng"
+    cat >"$tmp/ng/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $tmp/ng/nginx.pid;
+error_log $tmp/ng/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/ng/body;
+    proxy_temp_path $tmp/ng/proxy;
+    fastcgi_temp_path $tmp/ng/fcgi;
+    uwsgi_temp_path $tmp/ng/uwsgi;
+    scgi_temp_path $tmp/ng/scgi;
+    upstream ollama { server 127.0.0.1:$SIMPORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGPORT;
+        client_max_body_size 64m;
+        location / {
+            proxy_pass http://ollama;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:$SIMPORT;   # Ollama answers 403 to unknown Host values
+            proxy_buffering off;
+        }
+    }
+}
+EOF
+    taskset -c $SERVER_CPU nginx -p "$tmp/ng" -c "$tmp/ng/nginx.conf" -g 'daemon off;' 2>>"$tmp/nginx.log" &
+    NGPID=$!
+    pids+=($NGPID)
+    waitport $NGPORT
+    NGWORKER=$(pgrep -P $NGPID | head -1)
+    [ -n "$NGWORKER" ] || die "no nginx worker"
+}
+stop_servers() {   # SIGTERM both and wait (the proxy drains: nothing is in flight here)
+    kill $LBPID $NGPID 2>/dev/null
+    wait $LBPID $NGPID 2>/dev/null
+}
+start_proxy
+start_nginx
+
+declare -A PORT=([direct]=$SIMPORT [litebrain]=$LBPORT [nginx]=$NGPORT)
+TARGETS="direct litebrain nginx"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+R="$tmp/results"    # lines: case target metric value
+: >"$R"
+
+# ---- bodies ----
+printf '{"model":"qwen2.5:3b","prompt":"Why is the sky blue?","stream":false}' >"$tmp/small.json"
+printf '{"model":"llama3.2","prompt":"Write a haiku about the sea.","stream":true}' >"$tmp/stream.json"
+printf '{"model":"codellama:7b","prompt":"Explain this code.","stream":true}' >"$tmp/long.json"
+{
+    printf '{"model":"qwen2.5:3b","prompt":"What is in this picture?","stream":false,"images":["'
+    head -c $((10 * 1024 * 1024 * 3 / 4 - 200)) /dev/urandom | base64 -w0
+    printf '"]}'
+} >"$tmp/big.json"
+cat >"$tmp/post.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$(cat "$tmp/small.json")'
+EOF
+
+kv() { echo "$1" | awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; print n }'; }
+
+# ---- warm-up: every target answers each body once ----
+for t in $TARGETS; do
+    for b in small stream big; do
+        taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/$b.json" >/dev/null \
+            || die "warm-up of $t with $b failed"
+    done
+done
+
+echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct, litebrain, nginx)" >&2
+for round in $(seq 1 "$ROUNDS"); do
+    for t in $TARGETS; do
+        out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \
+              "http://127.0.0.1:${PORT[$t]}/api/generate") || die "wrk on $t failed"
+        rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+        p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+        p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+        errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "sock"}' | head -1)
+        echo "small $t rps $rps" >>"$R"
+        echo "small $t p50 $p50" >>"$R"
+        echo "small $t p99 $p99" >>"$R"
+        [ -n "$errs" ] && echo "small $t errors $errs" >>"$R"
+
+        out=$(taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/stream.json" \
+              --conns $STREAM_CONNS --requests $STREAM_REQS --interval-ms $((1000 / STREAM_TPS))) \
+              || die "stream case on $t failed"
+        echo "stream $t ttfb $(kv "$out" ttfb_p50_ms)" >>"$R"
+        echo "stream $t ttfb99 $(kv "$out" ttfb_p99_ms)" >>"$R"
+        echo "stream $t lag $(kv "$out" line_lag_p50_ms)" >>"$R"
+        echo "stream $t lag99 $(kv "$out" line_lag_p99_ms)" >>"$R"
+        echo "stream $t gap $(kv "$out" line_gap_ms)" >>"$R"
+
+        out=$(taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/big.json" \
+              --requests $BIG_REQS) || die "10 MiB case on $t failed"
+        echo "big $t lat $(kv "$out" lat_p50_ms)" >>"$R"
+    done
+    echo "bench: round $round done" >&2
+done
+
+# ---- memory: RSS with many streams / idle connections open, minus the idle baseline ----
+hold() {  # target conns body [--idle] -> prints KiB per connection
+    local t=$1 n=$2 body=$3 idle=${4:-} fifo="$tmp/hold.fifo" base now line pid
+    local -a who
+    if [ "$t" = litebrain ]; then who=($LBPID); else who=($NGPID $NGWORKER); fi
+    base=$(rss_of "${who[@]}")
+    rm -f "$fifo"; mkfifo "$fifo"
+    taskset -c $CLIENT_CPU "$LOAD" hold --port ${PORT[$t]} --conns "$n" --body "$body" $idle \
+        <"$fifo" >"$tmp/hold.out" 2>"$tmp/hold.log" &
+    pid=$!
+    exec 7>"$fifo"
+    for _ in $(seq 1 600); do
+        grep -q '^ready' "$tmp/hold.out" && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q '^ready' "$tmp/hold.out" || { exec 7>&-; die "hold on $t: $(cat "$tmp/hold.log")"; }
+    sleep 1             # why: let both sides finish their bookkeeping before sampling
+    now=$(rss_of "${who[@]}")
+    exec 7>&-           # stdin closes: the client hangs up every connection
+    wait $pid
+    sleep 2             # why: the next baseline is taken after the server freed the streams
+    echo "$base $now" | awk -v n="$n" '{printf "%.2f %d %d\n", ($2 - $1) / n, $1, $2}'
+}
+# why fresh processes: a heap that served the earlier cases keeps its high-water mark, so
+# connections opened later would reuse freed memory and look free
+for what in stream idle; do
+    stop_servers
+    start_proxy
+    start_nginx
+    PORT[litebrain]=$LBPORT PORT[nginx]=$NGPORT
+    for t in litebrain nginx; do   # one answered request each, then the idle baseline
+        taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/small.json" >/dev/null \
+            || die "warm-up of fresh $t failed"
+    done
+    for t in litebrain nginx; do
+        if [ $what = stream ]; then
+            set -- $(hold $t $LONG_STREAMS "$tmp/long.json")
+        else
+            set -- $(hold $t $IDLE_CONNS "$tmp/small.json" --idle)
+        fi
+        echo "mem $t ${what}_kib $1" >>"$R"; echo "mem $t ${what}_base $2" >>"$R"; echo "mem $t ${what}_rss $3" >>"$R"
+    done
+done
+
+# ---- the table ----
+med() {  # case target metric: median of the rounds (sort, not gawk's asort: Debian's awk is mawk)
+    awk -v c="$1" -v t="$2" -v m="$3" '$1 == c && $2 == t && $3 == m {print $4}' "$R" | sort -g |
+        awk '{v[NR] = $1} END { if (!NR) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
+
+for t in $TARGETS; do
+    for m in rps p50 p99; do eval "S_${m}_$t=$(med small $t $m)"; done
+    for m in ttfb ttfb99 lag lag99 gap; do eval "T_${m}_$t=$(med stream $t $m)"; done
+    eval "G_$t=$(med big $t lat)"
+done
+for t in litebrain nginx; do
+    for m in stream_kib idle_kib stream_base stream_rss idle_base idle_rss; do eval "M_${m}_$t=$(med mem $t $m)"; done
+done
+lb_ttfb_add=$(sub $T_ttfb_litebrain $T_ttfb_direct); ng_ttfb_add=$(sub $T_ttfb_nginx $T_ttfb_direct)
+lb_lag_add=$(sub $T_lag_litebrain $T_lag_direct); ng_lag_add=$(sub $T_lag_nginx $T_lag_direct)
+lb_big_add=$(sub $G_litebrain $G_direct); ng_big_add=$(sub $G_nginx $G_direct)
+errors=$(awk '$3 == "errors"' "$R")
+
+cat <<EOF
+
+## litebrain-proxy vs nginx vs direct — $(date -u +%Y-%m-%d), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), medians of $ROUNDS interleaved rounds
+
+Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1 worker) on core $SERVER_CPU, clients (wrk, lbload) on core $CLIENT_CPU, ollama-sim unpinned.  Load average at start: $LOAD_START (the 2 cores are shared with other work).
+
+| case | metric | direct | litebrain | nginx | litebrain / nginx | target | verdict |
+|---|---|---:|---:|---:|---:|---|---|
+| small /api/generate, wrk -c$SMALL_CONNS | req/s | $S_rps_direct | $S_rps_litebrain | $S_rps_nginx | $(ratio $S_rps_litebrain $S_rps_nginx) | ≥ 1.20 | $(verdict $(awk -v a=$S_rps_litebrain -v b=$S_rps_nginx 'BEGIN{print (a >= 1.2 * b)}')) |
+| | p50 ms | $S_p50_direct | $S_p50_litebrain | $S_p50_nginx | $(ratio $S_p50_litebrain $S_p50_nginx) | | |
+| | p99 ms | $S_p99_direct | $S_p99_litebrain | $S_p99_nginx | $(ratio $S_p99_litebrain $S_p99_nginx) | | |
+| stream, $STREAM_CONNS × $STREAM_TOKENS lines @ $((1000 / STREAM_TPS)) ms | TTFB p50 ms | $T_ttfb_direct | $T_ttfb_litebrain | $T_ttfb_nginx | | | |
+| | TTFB added ms | — | $lb_ttfb_add | $ng_ttfb_add | $(ratio $lb_ttfb_add $ng_ttfb_add) | ≤ nginx | $(verdict $(awk -v a=$lb_ttfb_add -v b=$ng_ttfb_add 'BEGIN{print (a <= b)}')) |
+| | TTFB p99 ms | $T_ttfb99_direct | $T_ttfb99_litebrain | $T_ttfb99_nginx | | | |
+| | line lag p50 ms (behind the 2 ms schedule) | $T_lag_direct | $T_lag_litebrain | $T_lag_nginx | | | |
+| | line lag p50 added ms | — | $lb_lag_add | $ng_lag_add | | | |
+| | line lag p99 ms | $T_lag99_direct | $T_lag99_litebrain | $T_lag99_nginx | | | |
+| | mean gap ms | $T_gap_direct | $T_gap_litebrain | $T_gap_nginx | | | |
+| $LONG_STREAMS long streams open | KiB per stream | — | $M_stream_kib_litebrain | $M_stream_kib_nginx | $(ratio $M_stream_kib_litebrain $M_stream_kib_nginx) | ≤ nginx, ≤ 16 | $(verdict $(awk -v a=$M_stream_kib_litebrain -v b=$M_stream_kib_nginx 'BEGIN{print (a <= b && a <= 16)}')) |
+| | RSS KiB idle → open | — | $M_stream_base_litebrain → $M_stream_rss_litebrain | $M_stream_base_nginx → $M_stream_rss_nginx | | | |
+| $IDLE_CONNS idle keep-alive conns | KiB per conn | — | $M_idle_kib_litebrain | $M_idle_kib_nginx | $(ratio $M_idle_kib_litebrain $M_idle_kib_nginx) | ≤ nginx, ≤ 1 | $(verdict $(awk -v a=$M_idle_kib_litebrain -v b=$M_idle_kib_nginx 'BEGIN{print (a <= b && a <= 1)}')) |
+| | RSS KiB idle → open | — | $M_idle_base_litebrain → $M_idle_rss_litebrain | $M_idle_base_nginx → $M_idle_rss_nginx | | | |
+| 10 MiB body, 1 base64 image | latency p50 ms | $G_direct | $G_litebrain | $G_nginx | | | |
+| | added over direct ms | — | $lb_big_add | $ng_big_add | $(ratio $lb_big_add $ng_big_add) | ≤ 2.00 | $(verdict $(awk -v a=$lb_big_add -v b=$ng_big_add 'BEGIN{print (a <= 2 * b)}')) |
+EOF
+if [ -n "${BENCH_SCORING:-}" ] && [ -s "$BENCH_SCORING" ]; then
+    # rows of `make bench-scoring`: "<shape words> <bytes> <MB/s> <ms> ms | <jansson MB/s> ..."
+    awk -F'|' 'NF > 1 && $1 !~ /^shape/ { n = split($1, f, " "); if (n < 5) next
+         shape = f[1]; for (i = 2; i <= n - 4; i++) shape = shape " " f[i]
+         split($2, j, " ")
+         printf "| scoring (make bench-scoring): %s | MB/s | | %s | | | jansson json_loadb: %s MB/s | |\n", shape, f[n - 2], j[1] }' "$BENCH_SCORING"
+fi
+[ -n "$errors" ] && { echo; echo "errors seen:"; echo "$errors"; }
+echo
+echo "raw samples: (case target metric value)"
+sort "$R" | awk '{k = $1 " " $2 " " $3; v[k] = v[k] " " $4} END {for (k in v) print "  " k ":" v[k]}' | sort
