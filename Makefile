@@ -44,11 +44,12 @@ $(BUILD):
 
 # Debian packages the build, the tests and the benchmarks need; installed only when missing.
 DEB_BUILD := build-essential pkg-config curl libevent-dev libjansson-dev libcurl4-openssl-dev node-llhttp
-DEB_TEST  := libcmocka-dev nodejs npm prometheus openssl clang libclang-rt-14-dev curl
+DEB_TEST  := libcmocka-dev prometheus openssl clang libclang-rt-14-dev curl
 deps:
 	@./scripts/ensure-debs.sh $(DEB_BUILD)
 test-deps: deps
 	@./scripts/ensure-debs.sh $(DEB_TEST)
+	@command -v npm >/dev/null 2>&1 || ./scripts/ensure-debs.sh nodejs npm
 
 run: deps
 	@$(MAKE) --no-print-directory $(PROXY) $(BUILD)/ollama-sim

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh PROXY SIM — `make run`: start the proxy on :11435 (metrics :9090) against OLLAMA_HOST;
 # when nothing answers there, first start the bundled Ollama simulator on 127.0.0.1:11434.
-proxy=$1; sim=$2
+proxy=$1; sim=$2; shift 2
 upstream=${OLLAMA_HOST:-http://127.0.0.1:11434}
 if curl -s -o /dev/null -m 2 "$(case "$upstream" in http://*) echo "$upstream";; *) echo "http://$upstream";; esac)/"; then
     echo "make run: using the Ollama at $upstream" >&2
