@@ -265,7 +265,7 @@ static void write_replicas(ctl *c, double now, char *action, size_t cap)
                  : "set scale replicas", c->cl.floor >= 0 ? c->cl.floor : want, want);
         c->cl.floor = want;
     } else {
-        k8s_backoff_fail(&c->write_bo, now, r.retry_after, K8S_BACKOFF_BASE, K8S_BACKOFF_CAP);
+        k8s_backoff_fail(&c->write_bo, px_now(), r.retry_after, K8S_BACKOFF_BASE, K8S_BACKOFF_CAP);
         snprintf(action, cap, "write failed (%ld), retry in %.2fs", code, c->write_bo.next - now);
     }
     px_log(code == 200 ? PX_LOG_INFO : PX_LOG_WARN, "scale write",
@@ -354,14 +354,14 @@ static void resize_pod(ctl *c, double now)
         c->resize_sent_mem = tm;
         if (strcmp(c->cl.resize, "Infeasible") == 0) {
             /* why: same target again would only be refused again; wait, growing each time */
-            k8s_backoff_fail(&c->resize_bo, now, -1, K8S_RESIZE_BACKOFF_BASE,
+            k8s_backoff_fail(&c->resize_bo, px_now(), -1, K8S_RESIZE_BACKOFF_BASE,
                              K8S_RESIZE_BACKOFF_CAP);
         } else {
             k8s_backoff_ok(&c->resize_bo);
         }
         snprintf(state, sizeof state, "%s", c->cl.resize[0] ? c->cl.resize : "patched");
     } else {
-        k8s_backoff_fail(&c->resize_bo, now, r.retry_after, K8S_RESIZE_BACKOFF_BASE,
+        k8s_backoff_fail(&c->resize_bo, px_now(), r.retry_after, K8S_RESIZE_BACKOFF_BASE,
                          K8S_RESIZE_BACKOFF_CAP);
         snprintf(state, sizeof state, "patch failed (%ld)", code);
     }
