@@ -107,6 +107,12 @@ itest('--check-policy: ok → 0 with the effective policy, bad → 2 with the JS
     assert.equal(r.code, 0, r.err.join(' | '));
     assert.match(r.out, /complexityThresholds/);
     assert.match(r.out, /scaleUpScore/, 'defaults of the extensions shown in the effective policy');
+    const eff = JSON.parse(r.out);
+    assert.deepEqual(eff.complexityThresholds, SEED.complexityThresholds);
+    assert.deepEqual(eff.scaleUpFactors, SEED.scaleUpFactors);
+    const again = await run(['--check-policy', file('check-again.json', r.out)]);
+    assert.equal(again.code, 0, `the printed policy is accepted back: ${again.err.join(' | ')}`);
+    assert.equal(again.out, r.out, 'printing is a fixed point');
 
     r = await run(['--check-policy', file('check-bad.json', JSON.stringify({ ...SEED, scaleUpFactors: { low: 1.2, medium: 'fast', high: 2 } }))]);
     assert.equal(r.code, 2);
