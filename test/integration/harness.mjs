@@ -419,14 +419,15 @@ export async function rawRequest(port, request, opts = {}) {
     } finally { c.destroy(); }
 }
 
-/* Build request bytes: method, path, headers ([[n, v]] or object), body (string/Buffer).
+/* Build request bytes: method, path, headers ([[n, v]] or object), body (string/Buffer),
+ * HTTP version ('1.1' or '1.0').
  * Adds Content-Length for a body unless a framing header is given; no other defaults. */
-export function buildRequest(method, target, headers = [], body = null) {
+export function buildRequest(method, target, headers = [], body = null, version = '1.1') {
     const hs = Array.isArray(headers) ? [...headers] : Object.entries(headers);
     const b = body === null || body === undefined ? null : (typeof body === 'string' ? Buffer.from(body) : body);
     const has = (n) => hs.some(([k]) => k.toLowerCase() === n);
     if (b && !has('content-length') && !has('transfer-encoding')) hs.push(['Content-Length', String(b.length)]);
-    const head = `${method} ${target} HTTP/1.1\r\n${hs.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    const head = `${method} ${target} HTTP/${version}\r\n${hs.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
     return b ? Buffer.concat([Buffer.from(head, 'latin1'), b]) : Buffer.from(head, 'latin1');
 }
 

@@ -235,3 +235,40 @@ itest('aliases /chat/completions, /completions, /embeddings, /models reach the s
         assert.equal(ev.method, method);
     }
 });
+
+itest('connection limits: 503 and close beyond --max-connections; idle keep-alive closed', async () => {
+    const lim = await startProxy(['--max-connections', '2', '--idle-timeout', '0.5'], {}, { sim });
+    const a = await RawClient.connect(lim.port);
+    const b = await RawClient.connect(lim.port);
+    try {
+        // both held connections are served (so the proxy has surely accepted them)
+        for (const c of [a, b]) {
+            await c.write(buildRequest('GET', '/api/version', [['Host', hostOf(lim.port)]]));
+            assert.equal((await c.readResponse()).status, 200);
+        }
+        const r = await rawRequest(lim.port, buildRequest('GET', '/v1/models', [['Host', hostOf(lim.port)]]));
+        assert.equal(r.status, 503);
+        assert.ok(JSON.parse(r.body).error, 'a JSON error (refused before the request is read, so either shape)');
+        assert.match(r.header('connection') || '', /close/i);
+        // the idle keep-alive connections are closed by the proxy after --idle-timeout
+        await a.waitClose();
+        await b.waitClose();
+        assert.equal(a.buf.length, 0, 'closed silently');
+        // and then there is room again
+        const r2 = await rawRequest(lim.port, buildRequest('GET', '/api/version', [['Host', hostOf(lim.port)]]));
+        assert.equal(r2.status, 200);
+    } finally { a.destroy(); b.destroy(); }
+});
+
+itest('a client leaving mid-upload is counted 499 and nothing reaches the sim', async () => {
+    const since = sim.mark();
+    const pm = px.mark();
+    const c = await RawClient.connect(px.port);
+    await c.write(buildRequest('POST', '/api/chat?midupload=1', [['Host', hostOf(px.port)], ['Content-Type', 'application/json'], ['Content-Length', '1000']]));
+    await c.write('{"model":"qwen2.5:3b","messages":[');
+    c.destroy();
+    const fin = await px.waitLog((o) => o.status === 499, WAIT_TIMEOUT_MS, pm);
+    assert.equal(fin.status, 499);
+    await sentinel('midupload');
+    assert.deepEqual(requestsSince(since, (e) => (e.query || '').includes('midupload=1')), []);
+});

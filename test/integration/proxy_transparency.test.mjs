@@ -26,7 +26,7 @@ const j = (o) => JSON.stringify(o);
 const msgs = [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'why is the sky blue?' }];
 const bigPrompt = 'lorem ipsum dolor sit amet '.repeat(80000);    // ~2 MiB request body
 
-/* [name, method, path, body (object → JSON, string → raw), scored, extra headers] */
+/* [name, method, path, body (object → JSON, string → raw), scored, extra headers, version] */
 const CASES = [
     ['generate stream', 'POST', '/api/generate', { model: MODEL, prompt: 'hello' }, true],
     ['generate no stream', 'POST', '/api/generate', { model: MODEL, prompt: 'hello', stream: false }, true],
@@ -65,13 +65,17 @@ const CASES = [
     ['query string', 'GET', '/api/tags?x=1&y=%20', null, false],
     ['large body', 'POST', '/api/generate', { model: MODEL, prompt: bigPrompt, stream: false }, true],
     ['large body stream', 'POST', '/api/chat', { model: MODEL, messages: [{ role: 'user', content: bigPrompt }] }, true],
+    // HTTP/1.0 clients: no chunked framing for them (a stream is close-delimited)
+    ['HTTP/1.0 generate stream', 'POST', '/api/generate', { model: MODEL, prompt: 'hello' }, true, [], '1.0'],
+    ['HTTP/1.0 v1 chat stream', 'POST', '/v1/chat/completions', { model: MODEL, messages: msgs, stream: true }, true, [], '1.0'],
+    ['HTTP/1.0 tags', 'GET', '/api/tags', null, false, [], '1.0'],
 ];
 
-async function send(port, [, method, path, body, , extra = []], hostPort) {
+async function send(port, [, method, path, body, , extra = [], ver = '1.1'], hostPort) {
     const b = body === null ? null : (typeof body === 'string' ? body : j(body));
     const h = [['Host', hostOf(hostPort)], ['User-Agent', 'litebrain-test/1'], ['Accept', '*/*'], ...extra];
     if (b !== null) h.push(['Content-Type', 'application/json']);
-    return rawRequest(port, buildRequest(method, path, h, b), { head: method === 'HEAD', timeoutMs: 20000 * SLOW });
+    return rawRequest(port, buildRequest(method, path, h, b, ver), { head: method === 'HEAD', timeoutMs: 20000 * SLOW });
 }
 
 itest('responses through the proxy equal the responses from the sim', async (t) => {
