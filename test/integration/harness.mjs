@@ -32,6 +32,7 @@ export const START_TIMEOUT_MS = 10000 * SLOW;   // a binary must print its port 
 export const WAIT_TIMEOUT_MS = 10000 * SLOW;    // default for waitEvent / waitLog / reads
 export const STOP_TIMEOUT_MS = 10000 * SLOW;    // SIGTERM → SIGKILL after this
 const LOG_TAIL_LINES = 200;                      // lines of each log dumped on failure
+const LOG_LINE_MAX = 2000;                       // characters of each dumped line
 
 /* ------------------------------------------------------------------ processes */
 
@@ -141,7 +142,8 @@ class Child {
     dump() {
         const tail = this.lines.slice(-LOG_TAIL_LINES).map((o) => {
             const { _t, ...rest } = o;
-            return rest.raw !== undefined && Object.keys(rest).length === 1 ? rest.raw : JSON.stringify(rest);
+            const l = rest.raw !== undefined && Object.keys(rest).length === 1 ? rest.raw : JSON.stringify(rest);
+            return l.length > LOG_LINE_MAX ? `${l.slice(0, LOG_LINE_MAX)}…(${l.length} chars)` : l;
         });
         const st = this.exit ? ` (exited ${JSON.stringify(this.exit)})` : ' (running)';
         return `----- ${this.name} pid ${this.pid}${st} ${this.args.join(' ')}\n${tail.join('\n')}\n` +
