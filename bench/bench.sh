@@ -17,6 +17,7 @@ STREAM_TPS=500          # the sim's token rate: one line every 2 ms
 BIG_REQS=${BENCH_BIG_REQS:-10}  # 10 MiB bodies per round
 LONG_STREAMS=1000       # concurrent long streams (memory)
 IDLE_CONNS=5000         # idle keep-alive connections (memory)
+HOLD_BATCH=64           # requests in flight while the held connections are opened
 SERVER_CPU=0 CLIENT_CPU=1
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -175,7 +176,7 @@ hold() {  # target conns body [--idle] -> prints KiB per connection
     if [ "$t" = litebrain ]; then who=($LBPID); else who=($NGPID $NGWORKER); fi
     base=$(rss_of "${who[@]}")
     rm -f "$fifo"; mkfifo "$fifo"
-    taskset -c $CLIENT_CPU "$LOAD" hold --port ${PORT[$t]} --conns "$n" --body "$body" $idle \
+    taskset -c $CLIENT_CPU "$LOAD" hold --port ${PORT[$t]} --conns "$n" --body "$body" $idle --batch $HOLD_BATCH \
         <"$fifo" >"$tmp/hold.out" 2>"$tmp/hold.log" &
     pid=$!
     exec 7>"$fifo"
@@ -270,4 +271,4 @@ fi
 [ -n "$errors" ] && { echo; echo "errors seen:"; echo "$errors"; }
 echo
 echo "raw samples: (case target metric value)"
-sort "$R" | awk '{k = $1 " " $2 " " $3; v[k] = v[k] " " $4} END {for (k in v) print "  " k ":" v[k]}' | sort
+sort -k1,3 -k4g "$R" | awk '{k = $1 " " $2 " " $3; v[k] = v[k] " " $4} END {for (k in v) print "  " k ":" v[k]}' | sort

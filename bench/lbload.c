@@ -38,6 +38,7 @@
 #define LB_CONNS_MAX 20000      /* connections per run */
 #define LB_TAIL 8               /* bytes kept to see "\r\n0\r\n\r\n" across reads */
 #define LB_TIMEOUT_S 120.0      /* give up on a run after this long */
+#define LB_HOLD_BATCH 512       /* hold: requests in flight while connections are opened (--batch) */
 
 /* One client connection. */
 typedef struct lb_conn {
@@ -74,6 +75,7 @@ static long lag_n, gap_n;       /* lines counted */
 static double *lags;            /* every line's lag (ms), for percentiles */
 static long lags_cap;           /* its capacity */
 static double interval_ms;      /* producer's line interval */
+static int hold_batch = LB_HOLD_BATCH; /* hold: requests in flight while opening */
 
 static double now_s(void)
 {
@@ -424,7 +426,7 @@ static int hold(int port, int nconn, int idle)
         return 2;
     for (;;) {
         /* why: dial in batches so the listener's backlog is not overrun */
-        while (dialed < nconn && dialed - (nconn - pending) < 512) {
+        while (dialed < nconn && dialed - (nconn - pending) < hold_batch) {
             if (dial(ep, port, &cs[dialed]) < 0) {
                 perror("lbload: connect");
                 return 2;
@@ -496,6 +498,8 @@ int main(int argc, char **argv)
             stream = argv[++i];
         else if (!strcmp(argv[i], "--cancel") && i + 1 < argc)
             cancel = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            hold_batch = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "--idle"))
             idle = 1;
         else
@@ -519,6 +523,6 @@ int main(int argc, char **argv)
         return hold(port, conns, idle);
 usage:
     fprintf(stderr, "usage: lbload run|hold --port P --body FILE [--conns C] [--requests R] "
-            "[--interval-ms I] [--idle] [--stream FILE --cancel FILE]\n");
+            "[--interval-ms I] [--idle] [--batch N] [--stream FILE --cancel FILE]\n");
     return 2;
 }
