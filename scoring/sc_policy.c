@@ -322,6 +322,10 @@ out:
 static void print_num(FILE *out, double d)
 {
     char buf[64];
+    if (d == (double)(long long)d && d > -1e15 && d < 1e15) {
+        fprintf(out, "%lld", (long long)d);     /* whole numbers as people write them */
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d) break;
