@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { startProxy, httpGet, freePort, HOST } from '../integration/harness.mjs';
+import { startProxy, httpGet, HOST } from '../integration/harness.mjs';
 
 export const FAST_POLICY = {
     complexityThresholds: { low: 30, medium: 50, high: 80 },
@@ -50,12 +50,11 @@ export async function startUpstream(delayMs = 20) {
     return srv;
 }
 
-/* Start a proxy with the controller against api as pod `pod`.  opts: mode (default on),
- * policy (path), env (extra), args (extra), upstream (url).  The proxy's listen ports come
- * from freePort() so the tests do not depend on port-0 support of --listen. */
+/* Start a proxy (ephemeral ports) with the controller against api as pod `pod` (api null:
+ * no cluster settings).  opts: mode (default on), policy (path), env (extra), args (extra),
+ * upstream (url). */
 export async function startK8sProxy(api, pod, opts = {}) {
-    const args = ['--listen', `${HOST}:${await freePort()}`, '--metrics-listen', `${HOST}:${await freePort()}`,
-        '--controller', opts.mode || 'on', '--policy', opts.policy || policyFile(),
+    const args = ['--controller', opts.mode || 'on', '--policy', opts.policy || policyFile(),
         '--drain-seconds', '1', ...(opts.args || [])];
     return startProxy(args, { ...(api ? api.env(pod) : { POD_NAME: pod }), ...(opts.env || {}) },
         { upstream: opts.upstream });
