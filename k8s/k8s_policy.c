@@ -192,7 +192,7 @@ void k8s_engine_eval(k8s_engine *e, const sc_policy *p, const k8s_snapshot *s, k
         n = snprintf(d->reason, sizeof d->reason, raw < e->floor
                      ? "idle: complexity %.1f below low %.0f, not rising, nothing waiting: step %d -> %d"
                      : "idle: complexity %.1f below low %.0f, not rising, nothing waiting: at minReplicas %d",
-                     cx, p->thresholds[SC_LEVEL_LOW], e->floor, raw);
+                     cx, p->thresholds[SC_LEVEL_LOW], raw < e->floor ? e->floor : lo, raw);
     } else {
         raw = e->floor;
         n = snprintf(d->reason, sizeof d->reason,
