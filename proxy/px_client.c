@@ -534,15 +534,12 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 /* (Re)arm the connection timer; seconds < 0 disarms it. */
 static void conn_arm(px_conn *c, double seconds)
 {
-    struct timeval tv;
+    struct timeval tv = px_tv(seconds);
 
-    if (seconds < 0) {
+    if (seconds < 0)
         evtimer_del(c->timer);
-        return;
-    }
-    tv.tv_sec = (time_t)seconds;
-    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-    evtimer_add(c->timer, &tv);
+    else
+        evtimer_add(c->timer, &tv);
 }
 
 /* Header/body timeout → 408; idle keep-alive → silent close. */

@@ -142,6 +142,9 @@ int px_hop_by_hop(const char *name);
 const char *px_reason(int status);
 void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
 
+/* px_server.c */
+struct timeval px_tv(double seconds);
+
 /* px_client.c */
 void px_client_init(void);
 void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,

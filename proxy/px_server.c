@@ -13,8 +13,8 @@
 
 void px_upstream_init(void);
 
-/* Seconds → timeval. */
-static struct timeval tv_of(double seconds)
+/* Seconds → timeval (for timers). */
+struct timeval px_tv(double seconds)
 {
     struct timeval tv;
     tv.tv_sec = (time_t)seconds;
@@ -77,7 +77,7 @@ void px_server_drain(px_server *s)
 {
     double grace = s->cfg->drain_seconds < PX_DRAIN_GRACE_MAX ? s->cfg->drain_seconds
                                                               : PX_DRAIN_GRACE_MAX;
-    struct timeval g = tv_of(grace), d = tv_of(s->cfg->drain_seconds);
+    struct timeval g = px_tv(grace), d = px_tv(s->cfg->drain_seconds);
 
     if (s->draining)
         return;
@@ -96,6 +96,23 @@ int px_server_ready(const px_server *s)
 
 int px_server_port(const px_server *s) { return s->port; }
 
+/* IP literal host and port → *ss; -1 when host is not an IP literal (a name). */
+static int sockaddr_of(const char *host, int port, struct sockaddr_storage *ss, int *len)
+{
+    char lit[PX_ADDR_MAX + 16];
+
+    *len = sizeof *ss;
+    /* why: evutil_parse_sockaddr_port rejects port 0, so parse with 1 and set the port after */
+    snprintf(lit, sizeof lit, strchr(host, ':') ? "[%s]:1" : "%s:1", host);
+    if (evutil_parse_sockaddr_port(lit, (struct sockaddr *)ss, len) < 0)
+        return -1;
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    return 0;
+}
+
 /* Bind the listener on cfg->listen; NULL with err on failure. */
 px_server *px_server_new(struct event_base *base, const px_config *cfg, const px_hooks *hooks,
                          char *err, size_t errlen)
@@ -103,7 +120,7 @@ px_server *px_server_new(struct event_base *base, const px_config *cfg, const px
     px_server *s = calloc(1, sizeof *s);
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
-    struct timeval probe = tv_of(PX_READY_PROBE_SECONDS), tick = tv_of(PX_TICK_SECONDS);
+    struct timeval probe = px_tv(PX_READY_PROBE_SECONDS), tick = px_tv(PX_TICK_SECONDS);
     char host[PX_ADDR_MAX];
     int port;
 
@@ -118,14 +135,8 @@ px_server *px_server_new(struct event_base *base, const px_config *cfg, const px
     if (hooks)
         s->hooks = *hooks;
     /* the upstream: an IP literal is used as is; a name is resolved asynchronously */
-    sslen = sizeof s->up_addr;
-    {
-        char lit[PX_ADDR_MAX + 16];
-        snprintf(lit, sizeof lit, strchr(cfg->upstream_host, ':') ? "[%s]:%d" : "%s:%d",
-                 cfg->upstream_host, cfg->upstream_port);
-        if (evutil_parse_sockaddr_port(lit, (struct sockaddr *)&s->up_addr, &sslen) == 0)
-            s->up_addrlen = sslen;
-    }
+    if (sockaddr_of(cfg->upstream_host, cfg->upstream_port, &s->up_addr, &sslen) == 0)
+        s->up_addrlen = sslen;
     s->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (!s->up_addrlen && !s->dns) {
         snprintf(err, errlen, "litebrain-proxy: cannot set up DNS to resolve %s",
@@ -136,20 +147,10 @@ px_server *px_server_new(struct event_base *base, const px_config *cfg, const px
         snprintf(err, errlen, "litebrain-proxy: bad listen address %s", cfg->listen);
         goto fail;
     }
-    {
-        char lit[PX_ADDR_MAX + 16];
-        sslen = sizeof ss;
-        /* why: evutil_parse_sockaddr_port rejects port 0, so parse with 1 and put 0 back */
-        snprintf(lit, sizeof lit, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port ? port : 1);
-        if (evutil_parse_sockaddr_port(lit, (struct sockaddr *)&ss, &sslen) < 0) {
-            snprintf(err, errlen, "litebrain-proxy: --listen needs an IP address, got %s",
-                     cfg->listen);
-            goto fail;
-        }
-        if (ss.ss_family == AF_INET6)
-            ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        else
-            ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+    if (sockaddr_of(host, port, &ss, &sslen) < 0) {
+        snprintf(err, errlen, "litebrain-proxy: --listen needs an IP address, got %s",
+                 cfg->listen);
+        goto fail;
     }
     s->listener = evconnlistener_new_bind(base, px_on_accept, s,
                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,

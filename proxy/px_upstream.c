@@ -22,15 +22,12 @@ static void up_free(px_up *u);
 /* (Re)arm the upstream timer; seconds < 0 disarms it. */
 static void up_arm(px_up *u, double seconds)
 {
-    struct timeval tv;
+    struct timeval tv = px_tv(seconds);
 
-    if (seconds < 0) {
+    if (seconds < 0)
         evtimer_del(u->timer);
-        return;
-    }
-    tv.tv_sec = (time_t)seconds;
-    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-    evtimer_add(u->timer, &tv);
+    else
+        evtimer_add(u->timer, &tv);
 }
 
 /* ---------- response parsing callbacks ---------- */
@@ -372,17 +369,24 @@ static void up_free(px_up *u)
     free(u);
 }
 
+/* Start connecting bev to the upstream: the address itself, or the name resolved without
+ * blocking the loop.  -1 when the attempt could not even start. */
+static int connect_bev(px_server *s, struct bufferevent *bev)
+{
+    if (s->up_addrlen)
+        return bufferevent_socket_connect(bev, (struct sockaddr *)&s->up_addr, s->up_addrlen);
+    return bufferevent_socket_connect_hostname(bev, s->dns, AF_UNSPEC, s->cfg->upstream_host,
+                                               s->cfg->upstream_port);
+}
+
 /* Start connecting u; -1 when the attempt could not even start. */
 static int up_connect(px_up *u)
 {
     px_server *s = u->srv;
-    struct timeval tv = {(time_t)PX_CONNECT_TIMEOUT, 0};
+    struct timeval tv = px_tv(PX_CONNECT_TIMEOUT);
 
     evtimer_add(u->timer, &tv);
-    if (s->up_addrlen)
-        return bufferevent_socket_connect(u->bev, (struct sockaddr *)&s->up_addr, s->up_addrlen);
-    return bufferevent_socket_connect_hostname(u->bev, s->dns, AF_UNSPEC,
-                                               s->cfg->upstream_host, s->cfg->upstream_port);
+    return connect_bev(s, u->bev);
 }
 
 /* A new, connecting upstream connection, or NULL. */
@@ -479,8 +483,7 @@ static void probe_eventcb(struct bufferevent *bev, short what, void *arg)
 /* Try one TCP connect to the upstream in the background (never per readiness request). */
 void px_probe_start(px_server *s)
 {
-    struct timeval tv = {(time_t)PX_CONNECT_TIMEOUT, 0};
-    int rc;
+    struct timeval tv = px_tv(PX_CONNECT_TIMEOUT);
 
     if (s->probe)
         return;
@@ -490,12 +493,7 @@ void px_probe_start(px_server *s)
     bufferevent_setcb(s->probe, NULL, NULL, probe_eventcb, s);
     bufferevent_set_timeouts(s->probe, NULL, &tv);
     bufferevent_enable(s->probe, EV_WRITE);
-    if (s->up_addrlen)
-        rc = bufferevent_socket_connect(s->probe, (struct sockaddr *)&s->up_addr, s->up_addrlen);
-    else
-        rc = bufferevent_socket_connect_hostname(s->probe, s->dns, AF_UNSPEC,
-                                                 s->cfg->upstream_host, s->cfg->upstream_port);
-    if (rc < 0) {
+    if (connect_bev(s, s->probe) < 0) {
         bufferevent_free(s->probe);
         s->probe = NULL;
     }
