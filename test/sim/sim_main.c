@@ -204,7 +204,10 @@ static int sim_parse_args(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(sim_usage, stdout); return 1; }
         if (!strcmp(a, "--events")) { c->events = 1; continue; }
         if (!strcmp(a, "--fixed-clock")) { c->fixed_clock = 1; continue; }
-        if (!v) goto bad;
+        if (!v) {
+            fprintf(stderr, "ollama-sim: unknown flag or missing value: %s\n%s", a, sim_usage);
+            return 2;
+        }
         i++;
         if (!strcmp(a, "--listen")) listen = v;
         else if (!strcmp(a, "--model")) continue;   /* pass 2 */
@@ -213,11 +216,13 @@ static int sim_parse_args(int argc, char **argv)
         else if (!strcmp(a, "--tps") && (tps = strtod(v, NULL)) > 0) continue;
         else if (!strcmp(a, "--parallel") && (n = sim_parse_uint(v, 1000000)) > 0) c->parallel = (int)n;
         else if (!strcmp(a, "--max-queue") && (n = sim_parse_uint(v, 100000000)) >= 0) c->max_queue = (int)n;
-        else { a = argv[i - 1]; goto bad_value; }
-        continue;
-bad_value:
-        fprintf(stderr, "ollama-sim: bad value for %s: %s\n", a, v);
-        return 2;
+        else if (strstr(" --listen --model --ttft-ms --tokens --tps --parallel --max-queue ", a) && a[0] == '-') {
+            fprintf(stderr, "ollama-sim: bad value for %s: %s\n", a, v);
+            return 2;
+        } else {
+            fprintf(stderr, "ollama-sim: unknown flag %s\n%s", a, sim_usage);
+            return 2;
+        }
     }
     c->def_ttft_ms = ttft;
     c->def_tps = tps;
@@ -242,9 +247,6 @@ bad_value:
         sim_ollama_host(env ? env : "", c->listen_host, sizeof c->listen_host, &c->listen_port);
     }
     return 0;
-bad:
-    fprintf(stderr, "ollama-sim: unknown flag or missing value: %s\n%s", argv[argc - 1], sim_usage);
-    return 2;
 }
 
 /* Raise the open-file soft limit to the hard limit (thousands of connections). */
@@ -364,8 +366,9 @@ int main(int argc, char **argv)
         int n = snprintf(line, sizeof line, "{\"event\":\"listening\",\"port\":%d}", sim_g.cfg.listen_port);
         sim_event_emit(line, (size_t)n);
     } else {
-        fprintf(stderr, "ollama-sim: listening on %s:%d (%d models, parallel %d, max queue %d%s)\n",
-                sim_g.cfg.listen_host[0] ? sim_g.cfg.listen_host : "*", sim_g.cfg.listen_port,
+        int v6 = strchr(sim_g.cfg.listen_host, ':') != NULL;
+        fprintf(stderr, "ollama-sim: listening on %s%s%s:%d (%d models, parallel %d, max queue %d%s)\n", v6 ? "[" : "",
+                sim_g.cfg.listen_host[0] ? sim_g.cfg.listen_host : "*", v6 ? "]" : "", sim_g.cfg.listen_port,
                 sim_g.cfg.nmodels, sim_g.cfg.parallel, sim_g.cfg.max_queue,
                 sim_g.cfg.fixed_clock ? ", fixed clock" : "");
     }
