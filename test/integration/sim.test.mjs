@@ -179,6 +179,20 @@ itest('Host check: only local names and addresses are allowed', async () => {
     }
 });
 
+itest('CORS like Ollama: local origins echoed with Vary, foreign origins 403, preflight 204', async () => {
+    const ok = await rawRequest(sim.port, buildRequest('GET', '/api/version', [...H(), ['Origin', 'http://localhost:5173']]));
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.headers.map(([k]) => k), ['Access-Control-Allow-Origin', 'Content-Type', 'Vary', 'Date', 'Content-Length']);
+    assert.equal(ok.header('access-control-allow-origin'), 'http://localhost:5173');
+    const bad = await rawRequest(sim.port, buildRequest('GET', '/api/version', [...H(), ['Origin', 'https://evil.example']]));
+    assert.equal(bad.status, 403);
+    const same = await rawRequest(sim.port, buildRequest('GET', '/api/version', [...H(), ['Origin', `http://${hostOf(sim.port)}`]]));
+    assert.equal(same.header('access-control-allow-origin'), undefined, 'same origin is not CORS');
+    const pre = await rawRequest(sim.port, buildRequest('OPTIONS', '/api/chat', [...H(), ['Origin', 'app://x']]));
+    assert.equal(pre.status, 204);
+    assert.match(pre.header('access-control-allow-methods'), /POST/);
+});
+
 itest('events: request with headers and body, response_end with chunks, close mid-response', async () => {
     const since = sim.mark();
     const body = JSON.stringify({ model: MODEL, prompt: 'p' });

@@ -123,6 +123,7 @@ typedef struct sim_req {
     int keep_alive;                    /* connection may stay open after the response */
     int is_head;                       /* HEAD: no body in the response */
     const char *host;                  /* Host header value or NULL */
+    const char *cors_origin;           /* allowed cross-origin Origin: echoed in CORS headers */
     sim_fault fault;                   /* X-Sim-Fault settings */
     uint64_t t_recv_ns;                /* monotonic time the request was complete */
     /* response */
@@ -251,6 +252,9 @@ const char *sim_req_header(const sim_req *r, const char *name);
 void sim_api_dispatch(sim_req *r);
 /* Parse the X-Sim-Fault header into f (defaults first).  Unknown items are ignored. */
 void sim_fault_parse(const char *v, sim_fault *f);
+/* Origin check like Ollama's CORS setup (OLLAMA_ORIGINS + local origins + app schemes):
+ * 1 allowed, 0 forbidden. */
+int sim_origin_allowed(const char *origin);
 /* Host check like Ollama's allowedHostsMiddleware: 1 allowed, 0 forbidden. */
 int sim_host_allowed(const char *host);
 /* Error answers: Ollama shape {"error":msg} (as gin's c.JSON) or, for /v1, OpenAI's shape

@@ -733,10 +733,68 @@ static void sim_api_delay_done(evutil_socket_t fd, short what, void *arg)
     sim_api_route(arg);
 }
 
+/* gin-contrib/cors as Ollama configures it.  Returns 0 to go on, -1 when it answered. */
+static int sim_api_cors(sim_req *r)
+{
+    const char *origin = sim_req_header(r, "Origin");
+    const char *host = r->host ? r->host : "";
+    if (!origin || !*origin) return 0;
+    if ((!strncmp(origin, "http://", 7) && !strcmp(origin + 7, host)) ||
+        (!strncmp(origin, "https://", 8) && !strcmp(origin + 8, host)))
+        return 0;   /* same origin: not a CORS request */
+    if (!sim_origin_allowed(origin)) { sim_resp_full(r, 403, NULL, NULL, "", 0); return -1; }
+    if (r->method != HTTP_OPTIONS) { r->cors_origin = origin; return 0; }
+    /* preflight (approximate header set, see README), headers in Go's sorted order */
+    char extra[1536];
+    snprintf(extra, sizeof extra,
+             "Access-Control-Allow-Headers: Authorization,Content-Type,User-Agent,Accept,X-Requested-With,"
+             "Openai-Beta,X-Stainless-Arch,X-Stainless-Async,X-Stainless-Custom-Poll-Interval,"
+             "X-Stainless-Helper-Method,X-Stainless-Lang,X-Stainless-Os,X-Stainless-Package-Version,"
+             "X-Stainless-Poll-Helper,X-Stainless-Retry-Count,X-Stainless-Runtime,X-Stainless-Runtime-Version,"
+             "X-Stainless-Timeout\r\nAccess-Control-Allow-Methods: GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS\r\n"
+             "Access-Control-Allow-Origin: %.600s\r\nAccess-Control-Max-Age: 43200\r\nVary: Origin\r\n", origin);
+    sim_resp_full(r, 204, extra, NULL, "", 0);
+    return -1;
+}
+
+/* 1 when origin matches pattern (one optional '*' wildcard). */
+static int sim_origin_match(const char *pattern, size_t plen, const char *origin)
+{
+    const char *star = memchr(pattern, '*', plen);
+    size_t olen = strlen(origin);
+    if (!star) return plen == olen && !strncmp(pattern, origin, plen);
+    size_t pre = (size_t)(star - pattern), suf = plen - pre - 1;
+    return olen >= pre + suf && !strncmp(origin, pattern, pre) && !strncmp(origin + olen - suf, star + 1, suf);
+}
+
+/* See sim.h. */
+int sim_origin_allowed(const char *origin)
+{
+    static const char *const builtin[] = {
+        "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
+        "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
+        "http://0.0.0.0", "https://0.0.0.0", "http://0.0.0.0:*", "https://0.0.0.0:*",
+        "app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*",
+        "chrome-extension://*", "safari-extension://*", "moz-extension://*", "ms-browser-extension://*",
+    };
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (sim_origin_match(builtin[i], strlen(builtin[i]), origin)) return 1;
+    const char *env = getenv("OLLAMA_ORIGINS");
+    while (env && *env) {
+        size_t n = strcspn(env, ",");
+        while (n && env[0] == ' ') { env++; n--; }
+        if (n && sim_origin_match(env, n, origin)) return 1;
+        env += n;
+        if (*env == ',') env++;
+    }
+    return 0;
+}
+
 /* See sim.h. */
 void sim_api_dispatch(sim_req *r)
 {
     sim_fault_parse(sim_req_header(r, "X-Sim-Fault"), &r->fault);
+    if (sim_api_cors(r) != 0) return;
     if (sim_g.loopback && !sim_host_allowed(r->host ? r->host : "")) {
         sim_resp_full(r, 403, NULL, NULL, "", 0);
         return;

@@ -290,8 +290,11 @@ void sim_resp_head(sim_req *r, int status, const char *extra, const char *ctype,
     const char *text = sim_status_text(status);
     if (text) evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, text);
     else evbuffer_add_printf(out, "HTTP/1.1 %d status code %d\r\n", status, status);
+    /* handler headers in Go's sorted order: Access-Control-*, Allow, Content-Type, Vary */
+    if (r->cors_origin) evbuffer_add_printf(out, "Access-Control-Allow-Origin: %s\r\n", r->cors_origin);
     if (extra) evbuffer_add(out, extra, strlen(extra));
     if (ctype) evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    if (r->cors_origin) SIM_ADD_LIT(out, "Vary: Origin\r\n");
     evbuffer_add_printf(out, "Date: %s\r\n", sim_date());
     r->close_after = !r->keep_alive;
     if (content_length >= 0 && !bodyless && !(r->is_head && content_length == 0))
