@@ -2,8 +2,9 @@
  * proxy's tests, `make run` and the benchmarks.  The whole internal API of test/sim/.
  *
  * Files: sim_main.c (flags, models, listener, events), sim_http.c (connections, HTTP/1.1
- * framing the way Go's net/http does it, faults), sim_api.c (routing, host check, the
- * non-generating endpoints, request JSON), sim_gen.c (scheduler, token timers, NDJSON/SSE
+ * framing the way Go's net/http does it, faults), sim_api.c (routing, CORS, the
+ * non-generating endpoints, request JSON), sim_check.c (fault header, Host and Origin
+ * allow-lists), sim_gen.c (scheduler, token timers, NDJSON/SSE
  * chunks), sim_json.c (Go-compatible JSON strings, clocks, hashes). */
 #ifndef SIM_H
 #define SIM_H
@@ -247,7 +248,7 @@ void sim_event_fault(sim_req *r, const char *what);
 /* Value of header name (case-insensitive) or NULL. */
 const char *sim_req_header(const sim_req *r, const char *name);
 
-/* ---- sim_api.c ---- */
+/* ---- sim_api.c / sim_check.c ---- */
 /* Route a complete request (called once per request).  Answers it now or later. */
 void sim_api_dispatch(sim_req *r);
 /* Parse the X-Sim-Fault header into f (defaults first).  Unknown items are ignored. */
