@@ -84,6 +84,20 @@ itest('/api/chat streams message chunks; empty messages load the model', async (
     assert.equal(JSON.parse(l.body).done_reason, 'load');
 });
 
+itest('think on a thinking model; keep_alive 0 unloads; raw mode checks; embed dimensions', async () => {
+    const t = JSON.parse((await rawRequest(sim.port, post('/api/generate', { model: 'deepseek-r1:7b', prompt: 'x', think: true, stream: false },
+        [['X-Sim-Fault', 'chunks=8']]))).body);
+    assert.equal(t.thinking.split(' ').length, 2, 'a quarter of the tokens think');
+    assert.equal(t.response.split(' ').length, 6);
+    assert.equal(t.eval_count, 8);
+    const u = JSON.parse((await rawRequest(sim.port, post('/api/generate', { model: MODEL, keep_alive: 0 }))).body);
+    assert.equal(u.done_reason, 'unload');
+    const raw = await rawRequest(sim.port, post('/api/generate', { model: MODEL, prompt: 'x', raw: true, system: 's' }));
+    assert.deepEqual([raw.status, JSON.parse(raw.body).error], [400, 'raw mode does not support template, system, or context']);
+    const e = JSON.parse((await rawRequest(sim.port, post('/api/embed', { model: EMBED_MODEL, input: 'x', dimensions: 4 }))).body);
+    assert.equal(e.embeddings[0].length, 4);
+});
+
 itest('/v1/chat/completions: SSE with role chunk, finish chunk, usage chunk and [DONE]', async () => {
     const req = { model: MODEL, messages: [{ role: 'user', content: 'hi there' }], stream: true, stream_options: { include_usage: true }, max_tokens: 3 };
     const r = await rawRequest(sim.port, post('/v1/chat/completions', req));

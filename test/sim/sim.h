@@ -145,7 +145,7 @@ typedef struct sim_req {
     char *model_name;                  /* model name as requested (echoed back) */
     int n_tokens;                      /* tokens to generate */
     int length_capped;                 /* num_predict/max_tokens cut it: done_reason "length" */
-    int load_only;                     /* empty prompt/messages: answer done_reason "load" */
+    int load_only;                     /* empty prompt/messages: done_reason "load" (2: "unload") */
     int v1;                            /* /v1 route: OpenAI error shape */
     int ttft_ms;                       /* effective time to first token */
     double interval_ms;                /* effective token spacing */
@@ -153,6 +153,7 @@ typedef struct sim_req {
     uint64_t prompt_tokens;            /* deterministic input token count */
     uint32_t hash;                     /* hash of the input (drives the text) */
     int n_inputs;                      /* embedding inputs */
+    int dims;                          /* embedding length (request "dimensions" or the default) */
     char id[32];                       /* chatcmpl-/cmpl- id */
     int64_t created_s;                 /* created (unix seconds) pinned for /v1 chat streams */
     struct evbuffer *text;             /* accumulated text for non-streamed answers */
@@ -295,8 +296,9 @@ size_t sim_time_http(char *out, size_t cap, uint64_t wall_ns);
 /* FNV-1a 32-bit, continuing from h (start with SIM_FNV_INIT). */
 #define SIM_FNV_INIT 2166136261u
 uint32_t sim_hash(uint32_t h, const void *p, size_t len);
-/* Deterministic token text for token index i of a stream with hash h (static string). */
-const char *sim_token(uint32_t h, int i);
+/* Deterministic token text for token index i of a stream with hash h (static string); a
+ * leading space unless first (the first token of the answer or of its thinking part). */
+const char *sim_token(uint32_t h, int i, int first);
 /* Token count of text: ceil(bytes / 4) (documented in README). */
 uint64_t sim_count_tokens(size_t bytes);
 

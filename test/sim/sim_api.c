@@ -180,6 +180,18 @@ static void sim_gen_params(sim_req *r, sim_model *m, const char *name, long cap)
     m->last_used_ns = sim_g.cfg.fixed_clock ? (uint64_t)SIM_FIXED_EPOCH * 1000000000ull : sim_wall_ns();
 }
 
+/* 1 when keep_alive is zero (0, "0", "0s", "0m"...): an empty request then unloads. */
+static int sim_keep_alive_zero(json_t *o)
+{
+    json_t *k = json_object_get(o, "keep_alive");
+    if (json_is_number(k)) return json_number_value(k) == 0;
+    if (!json_is_string(k)) return 0;
+    const char *s = json_string_value(k);
+    char *end;
+    double v = strtod(s, &end);
+    return end != s && v == 0 && (!*end || !strcmp(end, "s") || !strcmp(end, "m") || !strcmp(end, "h") || !strcmp(end, "ms"));
+}
+
 /* options.num_predict as a cap (-1 = none). */
 static long sim_num_predict(json_t *o)
 {
@@ -426,8 +438,13 @@ static void sim_h_generate(sim_req *r)
     if (system) sim_text_add(r, system, strlen(system));
     if (suffix) sim_text_add(r, suffix, strlen(suffix));
     json_t *ctx = json_object_get(o, "context");
+    if (json_is_true(json_object_get(o, "raw")) && ((system && *system) || json_array_size(ctx) ||
+                                                    json_string_length(json_object_get(o, "template")))) {
+        sim_api_error(r, 400, "raw mode does not support template, system, or context");
+        goto out;
+    }
     if (json_is_array(ctx)) r->prompt_tokens += json_array_size(ctx);
-    r->load_only = !prompt || !*prompt;
+    r->load_only = !prompt || !*prompt ? 1 + sim_keep_alive_zero(o) : 0;
     sim_gen_params(r, m, model, sim_num_predict(o));
     json_decref(o);
     sim_gen_submit(r);
@@ -464,7 +481,7 @@ static void sim_h_chat(sim_req *r)
     r->kind = SIM_KIND_CHAT;
     r->hash = SIM_FNV_INIT;
     json_array_foreach(msgs, i, mv) sim_content_add(r, json_object_get(mv, "content"));
-    r->load_only = json_array_size(msgs) == 0;
+    r->load_only = json_array_size(msgs) == 0 ? 1 + sim_keep_alive_zero(o) : 0;
     sim_gen_params(r, m, model, sim_num_predict(o));
     json_decref(o);
     sim_gen_submit(r);
@@ -595,6 +612,8 @@ static void sim_h_embed(sim_req *r)
     sim_model *m = sim_resolve_model(r, model, 404, NULL, "model \"%s\" not found, try pulling it first");
     if (!m) goto out;
     r->n_inputs = n;
+    json_t *dims = json_object_get(o, "dimensions");
+    if (json_is_integer(dims)) r->dims = (int)json_integer_value(dims);
     sim_gen_params(r, m, model, -1);
     json_decref(o);
     sim_gen_submit(r);

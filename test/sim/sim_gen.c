@@ -78,9 +78,15 @@ static int sim_nthink(const sim_req *r)
     return r->n_tokens / 4 > 0 ? r->n_tokens / 4 : 1;
 }
 
+/* Text of token k of r: no leading space on the first answer / thinking token. */
+static const char *sim_tok(const sim_req *r, int k)
+{
+    return sim_token(r->hash, k, k == 0 || k == sim_nthink(r));
+}
+
 static const char *sim_done_reason(const sim_req *r)
 {
-    return r->load_only ? "load" : r->length_capped ? "length" : "stop";
+    return r->load_only == 2 ? "unload" : r->load_only ? "load" : r->length_capped ? "length" : "stop";
 }
 
 /* "created" of /v1 answers at tick k (seconds). */
@@ -94,7 +100,7 @@ static void sim_text_json(struct evbuffer *b, const sim_req *r, int from, int to
 {
     struct evbuffer *t = evbuffer_new();
     for (int k = from; k < to; k++) {
-        const char *tok = sim_token(r->hash, k);
+        const char *tok = sim_tok(r, k);
         evbuffer_add(t, tok, strlen(tok));
     }
     size_t n = evbuffer_get_length(t);
@@ -106,7 +112,7 @@ static void sim_text_json(struct evbuffer *b, const sim_req *r, int from, int to
 static size_t sim_fmt_token(const sim_req *r, int k, char *out, size_t cap)
 {
     char model[SIM_NAME_MAX * 6 + 3], tok[128], when[48];
-    const char *t = sim_token(r->hash, k);
+    const char *t = sim_tok(r, k);
     int thinking = k < sim_nthink(r);
     sim_json_str_buf(model, sizeof model, r->model_name, strlen(r->model_name));
     sim_json_str_buf(tok, sizeof tok, t, strlen(t));
@@ -285,8 +291,9 @@ static void sim_fmt_vector(struct evbuffer *b, const sim_req *r, int k)
 {
     char buf[SIM_EMBED_DIMS * 10 + 2];
     size_t n = 0;
+    int dims = r->dims > 0 && r->dims < SIM_EMBED_DIMS ? r->dims : SIM_EMBED_DIMS;
     buf[n++] = '[';
-    for (int j = 0; j < SIM_EMBED_DIMS; j++) {
+    for (int j = 0; j < dims; j++) {
         if (j) buf[n++] = ',';
         n += sim_fmt_embed_value(r, k, j, buf + n);
     }

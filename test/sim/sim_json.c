@@ -195,7 +195,7 @@ static char sim_spaced[SIM_NWORDS][24];  /* " word" variants, built on first use
 static int sim_spaced_ready;             /* sim_spaced filled */
 
 /* See sim.h. */
-const char *sim_token(uint32_t h, int i)
+const char *sim_token(uint32_t h, int i, int first)
 {
     if (!sim_spaced_ready) {
         for (size_t k = 0; k < SIM_NWORDS; k++) snprintf(sim_spaced[k], sizeof sim_spaced[k], " %s", sim_words[k]);
@@ -206,7 +206,7 @@ const char *sim_token(uint32_t h, int i)
     x *= 2246822519u;
     x ^= x >> 13;
     size_t k = x % SIM_NWORDS;
-    return i == 0 ? sim_words[k] : sim_spaced[k];
+    return first ? sim_words[k] : sim_spaced[k];
 }
 
 /* See sim.h. */

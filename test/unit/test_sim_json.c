@@ -90,9 +90,10 @@ static void test_tokens(void **state)
     uint32_t h = sim_hash(SIM_FNV_INIT, "prompt", 6);
     assert_int_equal(h, sim_hash(SIM_FNV_INIT, "prompt", 6));
     assert_int_not_equal(h, sim_hash(SIM_FNV_INIT, "prompu", 6));
-    assert_string_equal(sim_token(h, 3), sim_token(h, 3));              /* deterministic */
-    assert_true(sim_token(h, 0)[0] != ' ');
-    for (int i = 1; i < 50; i++) assert_true(sim_token(h, i)[0] == ' ');
+    assert_string_equal(sim_token(h, 3, 0), sim_token(h, 3, 0));        /* deterministic */
+    assert_true(sim_token(h, 0, 1)[0] != ' ');
+    assert_string_equal(sim_token(h, 5, 1), sim_token(h, 5, 0) + 1);    /* same word, no space */
+    for (int i = 1; i < 50; i++) assert_true(sim_token(h, i, 0)[0] == ' ');
 }
 
 int main(void)
