@@ -72,6 +72,7 @@ static int sim_on_message_begin(llhttp_t *p)
     sim_conn *c = p->data;
     sim_req *r = calloc(1, sizeof *r);
     if (!r) return -1;
+    if (c->req) sim_req_free(c->req);   /* cannot happen (one request at a time); never leak */
     r->conn = c;
     r->seq = ++c->nreq;
     r->body = evbuffer_new();
@@ -147,8 +148,8 @@ static int sim_on_headers_complete(llhttp_t *p)
     }
     r->host = sim_req_header(r, "Host");
     const char *expect = sim_req_header(r, "Expect");
-    if (expect && strcasecmp(expect, "100-continue") == 0 && (r->http_major > 1 || r->http_minor >= 1) &&
-        !(p->flags & F_CONTENT_LENGTH && p->content_length == 0)) {
+    int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    if (expect && strcasecmp(expect, "100-continue") == 0 && (r->http_major > 1 || r->http_minor >= 1) && has_body) {
         /* Go answers 100 when the handler reads the body; every handler here reads it */
         SIM_ADD_LIT(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
         sim_conn_flush(c);
