@@ -11,6 +11,10 @@
  *       Opens N connections and sends FILE on each.  Without --idle, waits until every answer
  *       has started streaming; with --idle, until every answer is complete (the connection then
  *       sits idle, kept alive).  Prints "ready N", keeps reading until stdin closes, exits.
+ *   lbload pair --ports P1,P2,... --body FILE [--requests R]
+ *       R times: one request to each port in turn (one keep-alive connection per port), so slow
+ *       drift of the machine's load hits every port alike.  Prints per port the median latency
+ *       and the median of the paired differences against the first port.
  *   lbload soak --port P --body SMALL --stream FILE --cancel FILE [--conns C] [--requests N]
  *       N requests over C connections, mixed 6:3:1 — SMALL answered whole, FILE streamed to the
  *       end, the --cancel body's stream abandoned (connection closed) after its first byte.
@@ -314,14 +318,15 @@ static int run(int port, int nconn, int nreq)
         }
     }
     {
-        double l50, l99, t50, t99;
+        double l50, l99, t50, t99, lmin;
         l50 = pct(lat, nsamp, 0.5);
+        lmin = lat[0];          /* sorted by pct */
         l99 = pct(lat, nsamp, 0.99);
         t50 = pct(ttfb, nsamp, 0.5);
         t99 = pct(ttfb, nsamp, 0.99);
-        printf("answers %d lat_p50_ms %.3f lat_p99_ms %.3f ttfb_p50_ms %.3f ttfb_p99_ms %.3f "
+        printf("answers %d lat_min_ms %.3f lat_p50_ms %.3f lat_p99_ms %.3f ttfb_p50_ms %.3f ttfb_p99_ms %.3f "
                "line_lag_ms %.3f line_lag_p50_ms %.3f line_lag_p99_ms %.3f line_gap_ms %.3f "
-               "lines %ld\n", nsamp, l50, l99, t50, t99, lag_n ? lag_sum / lag_n : 0,
+               "lines %ld\n", nsamp, lmin, l50, l99, t50, t99, lag_n ? lag_sum / lag_n : 0,
                pct(lags, (int)(lag_n < lags_cap ? lag_n : lags_cap), 0.5),
                pct(lags, (int)(lag_n < lags_cap ? lag_n : lags_cap), 0.99),
                gap_n ? gap_sum / gap_n : 0, lag_n);
@@ -414,6 +419,63 @@ static int soak(int port, int nconn, long total)
     return bad ? 1 : 0;
 }
 
+#define LB_PORTS_MAX 8          /* pair: ports compared */
+
+/* Mode pair (see the top of the file).  Blocking sockets: one request at a time. */
+static int pair(const int *ports, int np, int nreq, const char *body)
+{
+    lb_conn cs[LB_PORTS_MAX];
+    const char *reqs[LB_PORTS_MAX];
+    size_t lens[LB_PORTS_MAX];
+    double *l[LB_PORTS_MAX], *d = malloc(sizeof *d * (size_t)nreq);
+
+    if (!d)
+        return 2;
+    for (int k = 0; k < np; k++) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)ports[k]) };
+        int one = 1;
+        build_request(body, ports[k]);          /* why: Host names each port */
+        reqs[k] = lb_req;
+        lens[k] = lb_reqlen;
+        memset(&cs[k], 0, sizeof cs[k]);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        cs[k].fd = socket(AF_INET, SOCK_STREAM, 0);
+        setsockopt(cs[k].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (cs[k].fd < 0 || connect(cs[k].fd, (struct sockaddr *)&a, sizeof a) < 0) {
+            perror("lbload: connect");
+            return 2;
+        }
+        if (!(l[k] = malloc(sizeof *l[k] * (size_t)nreq)))
+            return 2;
+    }
+    for (int r = 0; r < nreq; r++) {
+        for (int k = 0; k < np; k++) {
+            int st = 0, rc;
+            lb_req = reqs[k];
+            lb_reqlen = lens[k];
+            next_request(&cs[k]);
+            if (pump_out(&cs[k]) < 0 || cs[k].sent != lb_reqlen) {
+                fprintf(stderr, "lbload: send to port %d failed\n", ports[k]);
+                return 1;
+            }
+            while ((rc = pump_in(&cs[k], &st)) == 0)
+                ;
+            if (rc < 0) {
+                fprintf(stderr, "lbload: port %d closed the connection\n", ports[k]);
+                return 1;
+            }
+            l[k][r] = (now_s() - cs[k].t_send) * 1e3;
+        }
+    }
+    for (int k = 0; k < np; k++) {
+        for (int r = 0; r < nreq; r++)
+            d[r] = l[k][r] - l[0][r];
+        printf("port %d lat_p50_ms %.3f added_p50_ms %.3f\n", ports[k], pct(l[k], nreq, 0.5),
+               pct(d, nreq, 0.5));
+    }
+    return 0;
+}
+
 /* Mode hold (see the top of the file). */
 static int hold(int port, int nconn, int idle)
 {
@@ -479,7 +541,7 @@ static int hold(int port, int nconn, int idle)
 
 int main(int argc, char **argv)
 {
-    int port = 0, conns = 1, idle = 0;
+    int port = 0, conns = 1, idle = 0, ports[LB_PORTS_MAX], np = 0;
     long reqs = 1;
     const char *body = NULL, *stream = NULL, *cancel = NULL, *mode = argc > 1 ? argv[1] : "";
 
@@ -498,7 +560,11 @@ int main(int argc, char **argv)
             stream = argv[++i];
         else if (!strcmp(argv[i], "--cancel") && i + 1 < argc)
             cancel = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--ports") && i + 1 < argc) {
+            for (char *q = argv[++i]; q && *q && np < LB_PORTS_MAX; q = strchr(q, ',') ? strchr(q, ',') + 1 : NULL)
+                ports[np++] = atoi(q);
+            port = np ? ports[0] : 0;
+        } else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             hold_batch = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "--idle"))
             idle = 1;
@@ -507,6 +573,8 @@ int main(int argc, char **argv)
     }
     if (port <= 0 || !body || conns < 1 || conns > LB_CONNS_MAX || reqs < 1)
         goto usage;
+    if (!strcmp(mode, "pair") && np > 0)
+        return pair(ports, np, (int)reqs, body);
     if (!strcmp(mode, "soak") && stream && cancel) {
         const char *files[LB_KINDS] = { body, stream, cancel };
         for (int k = 0; k < LB_KINDS; k++) {
@@ -522,7 +590,7 @@ int main(int argc, char **argv)
     if (!strcmp(mode, "hold"))
         return hold(port, conns, idle);
 usage:
-    fprintf(stderr, "usage: lbload run|hold --port P --body FILE [--conns C] [--requests R] "
+    fprintf(stderr, "usage: lbload run|hold|soak|pair --port P | --ports P1,P2,... --body FILE [--conns C] [--requests R] "
             "[--interval-ms I] [--idle] [--batch N] [--stream FILE --cancel FILE]\n");
     return 2;
 }

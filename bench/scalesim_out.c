@@ -143,7 +143,7 @@ int ss_write_svg(const char *path, const ss_config *c, const ss_trace *tr,
 {
     int nmin = st[0].nmin, ns = st[0].nseries, rc = -1;
     int h = SVG_PANELS * (SVG_PANEL_H + SVG_GAP) + SVG_FOOT;
-    double minutes = tr->span / SS_MINUTE, rmax = 0, wmax = c->slo * 2, pmax = 0;
+    double minutes = st[0].nmin, rmax = 0, wmax = c->slo * 2, pmax = 0;  /* whole minutes */
     double *xs = malloc(sizeof *xs * (size_t)(ns > nmin ? ns : nmin) + sizeof *xs);
     double *ys = malloc(sizeof *ys * (size_t)(ns > nmin ? ns : nmin) + sizeof *ys);
     FILE *f = NULL;
