@@ -331,6 +331,11 @@ static int run(int port, int nconn, int nreq)
                pct(lags, (int)(lag_n < lags_cap ? lag_n : lags_cap), 0.99),
                gap_n ? gap_sum / gap_n : 0, lag_n);
     }
+    free(cs);
+    free(lat);
+    free(ttfb);
+    free(lags);
+    close(ep);
     return 0;
 }
 
@@ -416,6 +421,8 @@ static int soak(int port, int nconn, long total)
         printf("soak requests %ld small %ld stream %ld cancel %ld not_200 %ld seconds %.1f rate %.0f\n",
                issued, done[LB_SMALL], done[LB_STREAM], done[LB_CANCEL], bad, dt, issued / dt);
     }
+    free(cs);
+    close(ep);
     return bad ? 1 : 0;
 }
 
@@ -473,6 +480,13 @@ static int pair(const int *ports, int np, int nreq, const char *body)
         printf("port %d lat_p50_ms %.3f added_p50_ms %.3f\n", ports[k], pct(l[k], nreq, 0.5),
                pct(d, nreq, 0.5));
     }
+    for (int k = 0; k < np; k++) {
+        free(l[k]);
+        free((char *)reqs[k]);
+        close(cs[k].fd);
+    }
+    free(d);
+    lb_req = NULL;
     return 0;
 }
 
@@ -504,8 +518,11 @@ static int hold(int port, int nconn, int idle)
         if (announced) {
             struct pollfd pf = { .fd = 0, .events = POLLIN };
             char b[64];
-            if (poll(&pf, 1, 0) > 0 && read(0, b, sizeof b) <= 0)
+            if (poll(&pf, 1, 0) > 0 && read(0, b, sizeof b) <= 0) {
+                free(cs);       /* the process exits: the sockets close with it */
+                close(ep);
                 return 0;
+            }
         } else if (now_s() - t0 > LB_TIMEOUT_S) {
             fprintf(stderr, "lbload: timeout, %d of %d not ready\n", pending, nconn);
             return 1;
@@ -541,7 +558,7 @@ static int hold(int port, int nconn, int idle)
 
 int main(int argc, char **argv)
 {
-    int port = 0, conns = 1, idle = 0, ports[LB_PORTS_MAX], np = 0;
+    int port = 0, conns = 1, idle = 0, ports[LB_PORTS_MAX], np = 0, rc;
     long reqs = 1;
     const char *body = NULL, *stream = NULL, *cancel = NULL, *mode = argc > 1 ? argv[1] : "";
 
@@ -582,13 +599,17 @@ int main(int argc, char **argv)
             lb_reqs[k] = lb_req;
             lb_reqlens[k] = lb_reqlen;
         }
-        return soak(port, conns, reqs);
+        rc = soak(port, conns, reqs);
+        for (int k = 0; k < LB_KINDS; k++)
+            free((char *)lb_reqs[k]);
+        return rc;
     }
     build_request(body, port);
-    if (!strcmp(mode, "run"))
-        return run(port, conns, (int)reqs);
-    if (!strcmp(mode, "hold"))
-        return hold(port, conns, idle);
+    rc = !strcmp(mode, "run") ? run(port, conns, (int)reqs)
+       : !strcmp(mode, "hold") ? hold(port, conns, idle) : -1;
+    free((char *)lb_req);
+    if (rc >= 0)
+        return rc;
 usage:
     fprintf(stderr, "usage: lbload run|hold|soak|pair --port P | --ports P1,P2,... --body FILE [--conns C] [--requests R] "
             "[--interval-ms I] [--idle] [--batch N] [--stream FILE --cancel FILE]\n");

@@ -23,7 +23,6 @@
 #include "bench/scalesim.h"
 #include "metrics/metrics.h"
 
-#define SS_LINE_MAX 256             /* longest trace CSV line */
 #define SS_BODY_SLACK 256           /* JSON around the prompt words */
 #define SS_HPA_PERIOD 15.0          /* HPA sync period (controller-manager default) */
 #define SS_HPA_PHASE 7.5            /* HPA syncs half a period after the engine evaluates */
@@ -143,82 +142,6 @@ static double gauge_value(const ss_gauge *g, const sc_policy *p, double now)
     }
     v = avg * exp2(-idle / p->half_life_s);
     return v < MX_CX_ZERO_BELOW ? 0 : v;
-}
-
-/* ---- trace ---- */
-
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-static long days_of(int y, int m, int d)
-{
-    y -= m <= 2;
-    long era = (y >= 0 ? y : y - 399) / 400;
-    long yoe = y - era * 400;
-    long doy = (153L * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* Load "TIMESTAMP,ContextTokens,GeneratedTokens" rows (header optional), keeping the first
- * minutes (0 = all).  Returns 0, or -1 with a message on stderr. */
-static int trace_load(ss_trace *tr, const char *path, double minutes)
-{
-    char line[SS_LINE_MAX];
-    FILE *f = fopen(path, "r");
-    double t0 = 0;
-    int lineno = 0, y, mo, d, h, mi, ctx, gen;
-    double s;
-
-    memset(tr, 0, sizeof *tr);
-    if (!f) {
-        fprintf(stderr, "scalesim: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (sscanf(line, "%d-%d-%d %d:%d:%lf,%d,%d", &y, &mo, &d, &h, &mi, &s, &ctx, &gen) != 8) {
-            if (lineno == 1 || line[0] == '\n')
-                continue;       /* header or blank line */
-            fprintf(stderr, "scalesim: %s:%d: not TIMESTAMP,ContextTokens,GeneratedTokens\n",
-                    path, lineno);
-            goto err;
-        }
-        double t = (double)days_of(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + s;
-        if (tr->n == 0)
-            t0 = t;
-        t -= t0;
-        if (t < 0 || ctx < 0 || gen < 0) {
-            fprintf(stderr, "scalesim: %s:%d: rows must be in time order with counts >= 0\n",
-                    path, lineno);
-            goto err;
-        }
-        if (minutes > 0 && t >= minutes * SS_MINUTE)
-            break;
-        if (tr->n == tr->cap) {
-            int cap = tr->cap ? tr->cap * 2 : 4096;
-            ss_req *r = realloc(tr->r, sizeof *r * (size_t)cap);
-            if (!r)
-                goto err;
-            tr->r = r;
-            tr->cap = cap;
-        }
-        memset(&tr->r[tr->n], 0, sizeof tr->r[0]);
-        tr->r[tr->n].t = t;
-        tr->r[tr->n].ctx = ctx;
-        tr->r[tr->n].gen = gen;
-        tr->n++;
-        tr->span = t;
-    }
-    fclose(f);
-    if (tr->n == 0) {
-        fprintf(stderr, "scalesim: %s: no rows\n", path);
-        return -1;
-    }
-    return 0;
-err:
-    fclose(f);
-    free(tr->r);
-    tr->r = NULL;
-    return -1;
 }
 
 /* ---- fleet ---- */
@@ -779,7 +702,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "scalesim: %s\n", err);
         return 2;
     }
-    if (trace_load(&tr, c.trace_path, c.minutes) < 0)
+    if (ss_trace_load(&tr, c.trace_path, c.minutes) < 0)
         return 2;
 
     /* the smallest fixed fleet with no minute over the SLO, by bisection (more pods never

@@ -1,7 +1,7 @@
 /* scalesim.h — the scaling simulator's shared types: a replayed LLM trace, a fleet of Ollama
  * pods with parallel slots and cold starts, the HPA model, and per-run statistics.
- * scalesim.c runs the fleet, scalesim_hpa.c models the Kubernetes HPA, scalesim_out.c prints
- * the table and draws the SVG.  Prefix ss_.  Simulated time only: no clock, no sockets. */
+ * scalesim.c runs the fleet, scalesim_hpa.c models the Kubernetes HPA, scalesim_io.c reads the
+ * trace, prints the table and draws the SVG.  Prefix ss_.  Simulated time only: no clock, no sockets. */
 #ifndef BENCH_SCALESIM_H
 #define BENCH_SCALESIM_H
 
@@ -126,6 +126,11 @@ typedef struct ss_config {
     double words_per_token;     /* --words-per-token for the synthetic bodies */
     double dt;                  /* --dt simulation step */
 } ss_config;
+
+/* Load "TIMESTAMP,ContextTokens,GeneratedTokens" rows (header optional, CRLF fine), keeping the
+ * first minutes (0 = all); times become seconds since the first row.  0, or -1 with a message
+ * on stderr. */
+int ss_trace_load(ss_trace *tr, const char *path, double minutes);
 
 /* Run one strategy over the trace; fills st (allocates its arrays). 0, or -1 on OOM. */
 int ss_run(const ss_config *c, const sc_policy *p, const ss_trace *tr, ss_kind kind,

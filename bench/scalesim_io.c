@@ -1,12 +1,15 @@
-/* scalesim_out.c — the scaling simulator's results: the text table and an SVG chart (request
- * rate, p95 queue wait and replicas per strategy over time), plain SVG 1.1 any browser opens. */
+/* scalesim_io.c — the scaling simulator's input and output: the trace CSV reader, the text
+ * table and an SVG chart (request rate, p95 queue wait and replicas per strategy over time),
+ * plain SVG 1.1 any browser opens. */
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "bench/scalesim.h"
 
+#define SS_LINE_MAX 256         /* longest trace CSV line */
 #define SVG_W 960               /* chart width, px */
 #define SVG_PANEL_H 180         /* height of each of the three panels, px */
 #define SVG_GAP 46              /* space above each panel for its title, px */
@@ -14,6 +17,80 @@
 #define SVG_RIGHT 150           /* right margin (legend), px */
 #define SVG_FOOT 40             /* footer (attribution), px */
 #define SVG_PANELS 3            /* rate, wait, replicas */
+
+/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
+static long days_of(int y, int m, int d)
+{
+    y -= m <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    long yoe = y - era * 400;
+    long doy = (153L * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* Load a trace (see scalesim.h). */
+int ss_trace_load(ss_trace *tr, const char *path, double minutes)
+{
+    char line[SS_LINE_MAX];
+    FILE *f = fopen(path, "r");
+    double t0 = 0;
+    int lineno = 0, y, mo, d, h, mi, ctx, gen;
+    double s;
+
+    memset(tr, 0, sizeof *tr);
+    if (!f) {
+        fprintf(stderr, "scalesim: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (sscanf(line, "%d-%d-%d %d:%d:%lf,%d,%d", &y, &mo, &d, &h, &mi, &s, &ctx, &gen) != 8) {
+            if (lineno == 1 || line[0] == '\n')
+                continue;       /* header or blank line */
+            fprintf(stderr, "scalesim: %s:%d: not TIMESTAMP,ContextTokens,GeneratedTokens\n",
+                    path, lineno);
+            goto err;
+        }
+        double t = (double)days_of(y, mo, d) * 86400.0 + h * 3600.0 + mi * 60.0 + s;
+        if (tr->n == 0)
+            t0 = t;
+        t -= t0;
+        if (t < 0 || ctx < 0 || gen < 0) {
+            fprintf(stderr, "scalesim: %s:%d: rows must be in time order with counts >= 0\n",
+                    path, lineno);
+            goto err;
+        }
+        if (minutes > 0 && t >= minutes * SS_MINUTE)
+            break;
+        if (tr->n == tr->cap) {
+            int cap = tr->cap ? tr->cap * 2 : 4096;
+            ss_req *r = realloc(tr->r, sizeof *r * (size_t)cap);
+            if (!r)
+                goto err;
+            tr->r = r;
+            tr->cap = cap;
+        }
+        memset(&tr->r[tr->n], 0, sizeof tr->r[0]);
+        tr->r[tr->n].t = t;
+        tr->r[tr->n].ctx = ctx;
+        tr->r[tr->n].gen = gen;
+        tr->n++;
+        tr->span = t;
+    }
+    fclose(f);
+    if (tr->n == 0) {
+        fprintf(stderr, "scalesim: %s: no rows\n", path);
+        return -1;
+    }
+    return 0;
+err:
+    fclose(f);
+    free(tr->r);
+    tr->r = NULL;
+    return -1;
+}
+
 
 static const char *const svg_color[SS_STRATEGIES] = { "#7f7f7f", "#d62728", "#ff7f0e", "#1f77b4" };
 
