@@ -30,7 +30,13 @@ cleanup() {
 }
 trap cleanup EXIT
 die() { echo "bench: $*" >&2; for f in "$tmp"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
-freeport() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind)
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
+    done
+}
 waitport() {  # port: wait until it accepts (the servers print nothing at --log-level warn)
     for _ in $(seq 1 100); do
         (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
