@@ -4,11 +4,13 @@
  *     eval_duration (after a possibly huge "context" array on /api/generate);
  *   - OpenAI JSON or the SSE usage chunk (`data: {...}`): top-level usage.prompt_tokens,
  *     usage.completion_tokens.
- * One byte-at-a-time state machine over JSON structure: strings (with escapes), nesting depth
- * and, on the watched levels only, object keys.  Generated text always sits inside JSON
- * strings and tool-call arguments sit deeper than the watched levels, so neither can be taken
- * for a count.  No allocation; the state lives in mx_usage, so any split point gives the same
- * result as one piece. */
+ * One state machine over JSON structure: strings (with escapes), nesting depth and, on the
+ * watched levels only, object keys; runs of bytes that cannot change its state (string
+ * contents, and numbers, commas and whitespace where no wanted field is pending — e.g. a
+ * `context` array) are skipped 16 bytes at a time (SSE2; 8 with a portable word trick).
+ * Generated text always sits inside JSON strings and tool-call arguments sit deeper than the
+ * watched levels, so neither can be taken for a count.  No allocation; the state lives in
+ * mx_usage, so any split point gives the same result as one piece. */
 #include <limits.h>
 #include <string.h>
 #include "metrics/metrics.h"
@@ -44,20 +46,17 @@ static int watched(const mx_usage *u)
     return (u->depth == 1 && u->top_object) || (u->depth == 2 && u->in_usage);
 }
 
-/* Which field the key just read names, given the level it was read on. */
-static int key_field(const mx_usage *u)
+/* Which field the key names, given the depth it was read on (len > MX_USAGE_TAIL: none). */
+static int key_field(const char *key, size_t len, uint32_t depth)
 {
-    static const struct { const char *key; int depth; int field; } keys[] = {
-        { "prompt_eval_count", 1, FLD_PROMPT_EVAL }, { "eval_count", 1, FLD_EVAL },
-        { "eval_duration", 1, FLD_EVAL_DURATION }, { "usage", 1, FLD_USAGE },
-        { "prompt_tokens", 2, FLD_U_PROMPT }, { "completion_tokens", 2, FLD_U_COMPLETION },
-    };
-    if (u->len > MX_USAGE_TAIL)
-        return FLD_NONE;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if ((uint32_t)keys[i].depth == u->depth && strlen(keys[i].key) == u->len &&
-            memcmp(keys[i].key, u->line, u->len) == 0)
-            return keys[i].field;
+#define IS(s) (len == sizeof s - 1 && memcmp(key, s, sizeof s - 1) == 0)
+    if (depth == 1)
+        return IS("prompt_eval_count") ? FLD_PROMPT_EVAL : IS("eval_count") ? FLD_EVAL :
+               IS("eval_duration") ? FLD_EVAL_DURATION : IS("usage") ? FLD_USAGE : FLD_NONE;
+    if (depth == 2)
+        return IS("prompt_tokens") ? FLD_U_PROMPT :
+               IS("completion_tokens") ? FLD_U_COMPLETION : FLD_NONE;
+#undef IS
     return FLD_NONE;
 }
 
@@ -101,7 +100,7 @@ static void string_byte(mx_usage *u, char c)
         u->in_string = 0;
         if (u->key_string) {
             u->key_string = 0;
-            u->field = (uint8_t)key_field(u);
+            u->field = (uint8_t)key_field(u->line, u->len, u->depth);
         }
         return;
     }
@@ -207,14 +206,175 @@ static void struct_byte(mx_usage *u, char c)
     }
 }
 
+/* Bytes that can change the state, by the state we are in (bits of stop_table[c]). */
+enum { STOP_STRING = 1,                 /* in a string: '"', '\\', raw '\n' */
+       STOP_DEEP = 2,                   /* quiet, level not watched: '"' '{' '}' '[' ']' */
+       STOP_WATCHED = 4 };              /* quiet, watched level: those and ',' */
+
+static const uint8_t stop_table[256] = {
+    ['"'] = STOP_STRING | STOP_DEEP | STOP_WATCHED, ['\\'] = STOP_STRING, ['\n'] = STOP_STRING,
+    ['{'] = STOP_DEEP | STOP_WATCHED, ['}'] = STOP_DEEP | STOP_WATCHED,
+    ['['] = STOP_DEEP | STOP_WATCHED, [']'] = STOP_DEEP | STOP_WATCHED, [','] = STOP_WATCHED,
+};
+
+/* The brackets { } [ ] share a bit pattern: c & BRACKET_MASK == BRACKET_BITS (so do the
+ * look-alikes Y _ y DEL, which the exact stop_table check passes over). */
+#define BRACKET_MASK 0xD9
+#define BRACKET_BITS 0x59
+
+#if defined(__SSE2__) && !defined(MX_USAGE_NO_SIMD)
+#include <emmintrin.h>
+#define BLOCK_BYTES 16                  /* bytes tested at once */
+typedef unsigned marks;                 /* bit i: byte i of the block may be a stop */
+
+/* Bit i set when byte i of the block at p may be in the stop set `set`. */
+static inline marks block_marks(const char *p, int set)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i hit = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    if (set == STOP_STRING) {
+        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+    } else {
+        __m128i b = _mm_and_si128(v, _mm_set1_epi8((char)BRACKET_MASK));
+        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(b, _mm_set1_epi8(BRACKET_BITS)));
+        if (set == STOP_WATCHED)
+            hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8(',')));
+    }
+    return (marks)_mm_movemask_epi8(hit);
+}
+#define LOWEST_MARK(m) ((size_t)__builtin_ctz(m))
+#else
+#define BLOCK_BYTES 8                   /* bytes tested at once (one 64-bit word) */
+#define WORD_OF(c) (0x0101010101010101ull * (uint8_t)(c))
+typedef uint64_t marks;                 /* top bit of byte i: byte i may be a stop */
+
+/* Top bit set in each byte of v that is 0: every 0 byte is marked; a byte just above a 0
+ * byte (in significance) may be marked too; non-zero exactly when v has a 0 byte. */
+static inline uint64_t zero_bytes(uint64_t v)
+{
+    return (v - WORD_OF(0x01)) & ~v & WORD_OF(0x80);
+}
+
+/* Marks (top bits) for the bytes of the word at p that may be in the stop set `set`; every
+ * byte of the set is marked. */
+static inline marks block_marks(const char *p, int set)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);            /* why: unaligned, alias-safe load */
+    if (set == STOP_STRING)
+        return zero_bytes(w ^ WORD_OF('"')) | zero_bytes(w ^ WORD_OF('\\')) |
+               zero_bytes(w ^ WORD_OF('\n'));
+    return zero_bytes(w ^ WORD_OF('"')) |
+           zero_bytes((w & WORD_OF(BRACKET_MASK)) ^ WORD_OF(BRACKET_BITS)) |
+           (set == STOP_WATCHED ? zero_bytes(w ^ WORD_OF(',')) : 0);
+}
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LOWEST_MARK(m) ((size_t)__builtin_ctzll(m) / 8)
+#endif
+#endif
+
+/* The first stop (of set `set`) in the block at p, given its marks m; NULL when none.  Marks
+ * are candidates only: each is checked against stop_table. */
+static inline const char *block_stop(const char *p, marks m, int set)
+{
+#ifdef LOWEST_MARK
+    for (; m; m &= m - 1) {             /* lowest-addressed mark first */
+        const char *c = p + LOWEST_MARK(m);
+        if (stop_table[(uint8_t)*c] & set)
+            return c;
+    }
+#else
+    (void)m;                            /* any byte order: look at every byte */
+    for (const char *c = p; c < p + BLOCK_BYTES; c++)
+        if (stop_table[(uint8_t)*c] & set)
+            return c;
+#endif
+    return NULL;
+}
+
+/* The first byte in [p, end) of the stop set `set`, or end.  Everything before it leaves the
+ * scanner's state as it is, so the caller may pass over it.  Never reads outside [p, end). */
+static inline const char *skip_to_stop(const char *p, const char *end, int set)
+{
+    for (; end - p >= BLOCK_BYTES; p += BLOCK_BYTES) {
+        marks m = block_marks(p, set);
+        if (m) {
+            const char *c = block_stop(p, m, set);
+            if (c)
+                return c;
+        }
+    }
+    while (p < end && !(stop_table[(uint8_t)*p] & set))  /* the last partial block */
+        p++;
+    return p;
+}
+
+/* Append the plain bytes [p, q) (no quote, backslash or newline) to the key being read. */
+static inline void key_append(mx_usage *u, const char *p, const char *q)
+{
+    size_t k = (size_t)(q - p);
+    if (u->len + k > MX_USAGE_TAIL) {
+        if (k > 0)
+            u->len = KEY_TOO_LONG;
+        return;
+    }
+    memcpy(u->line + u->len, p, k);
+    u->len += k;
+}
+
+/* The state machine of string_byte / number_byte / struct_byte, byte by byte where it matters
+ * and skipping runs that cannot change the state: string contents up to the next quote,
+ * backslash or raw newline, and, while no field is pending ("quiet"), everything up to the
+ * next byte that opens or closes a string or container (or a ',' on a watched level, which
+ * makes the next string a key).  Outside strings and pending fields, digits, ':', whitespace
+ * and literals only ever set field to FLD_NONE, which it already is.  A key that ends in the
+ * same piece it starts in is matched in place, without copying it into line. */
 void mx_usage_feed(mx_usage *u, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (u->in_string)
-            string_byte(u, c);
-        else if (!u->in_number || !number_byte(u, c))
-            struct_byte(u, c);
+    const char *end = p + n;
+    while (p < end) {
+        if (u->in_string) {
+            if (u->escaped) {
+                string_byte(u, *p++);
+                continue;
+            }
+            const char *q = skip_to_stop(p, end, STOP_STRING);
+            if (u->key_string) {
+                if (u->len == 0 && q < end && *q == '"') {      /* the whole key is here */
+                    u->in_string = u->key_string = 0;
+                    u->field = (uint8_t)key_field(p, (size_t)(q - p), u->depth);
+                    p = q + 1;
+                    continue;
+                }
+                key_append(u, p, q);
+            }
+            p = q;
+            if (p < end)
+                string_byte(u, *p++);
+        } else if (u->in_number) {
+            if (number_byte(u, *p))
+                p++;
+            else
+                struct_byte(u, *p++);
+        } else if (u->field == FLD_NONE) {
+            int w = watched(u);
+            p = skip_to_stop(p, end, w ? STOP_WATCHED : STOP_DEEP);
+            if (p == end)
+                break;
+            if (*p == '"') {            /* the common stop, as struct_byte would take it */
+                u->in_string = 1;
+                u->escaped = 0;
+                u->key_string = (uint8_t)(w && u->expect_key);
+                u->len = 0;
+                u->expect_key = 0;
+                p++;
+            } else {
+                struct_byte(u, *p++);
+            }
+        } else {
+            struct_byte(u, *p++);
+        }
     }
 }
 

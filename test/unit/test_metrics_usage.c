@@ -1,5 +1,6 @@
 /* test_metrics_usage.c — the token usage scanner: Ollama NDJSON and JSON, OpenAI JSON and SSE,
  * every split point, and bodies whose generated text or tool arguments mimic the count keys. */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,378 @@ static void test_odd_values(void **state)
     expect(scan("hello ] } world \\ \" \n"), -1, -1, 0);
 }
 
+/* --- differential test: the fast scanner against the plain byte-at-a-time one --- */
+
+/* The reference: the scanner as it was before it learned to skip runs (one byte at a time
+ * through string / number / structure handling).  The fast one must agree with it on every
+ * input and every split. */
+/* The field a pending value belongs to (mx_usage.field). */
+enum { FLD_NONE = 0, FLD_PROMPT_EVAL, FLD_EVAL, FLD_EVAL_DURATION, FLD_USAGE, FLD_U_PROMPT,
+       FLD_U_COMPLETION };
+
+#define KEY_TOO_LONG (MX_USAGE_TAIL + 1)        /* mx_usage.len: key not one we want */
+#define DEPTH_MAX 1000000u                      /* depth saturates here (garbage input) */
+
+static void ref_init(mx_usage *u)
+{
+    memset(u, 0, sizeof *u);
+    u->prompt_tokens = -1;
+    u->output_tokens = -1;
+}
+
+/* Forget the parse state (not the results): next byte starts a fresh document. */
+static void ref_reset_parse(mx_usage *u)
+{
+    u->depth = 0;
+    u->len = 0;
+    u->num = 0;
+    u->in_string = u->escaped = u->key_string = u->expect_key = 0;
+    u->field = FLD_NONE;
+    u->in_number = u->num_bad = u->top_object = u->in_usage = 0;
+}
+
+/* 1 when keys at the current depth are ones we look at. */
+static int ref_watched(const mx_usage *u)
+{
+    return (u->depth == 1 && u->top_object) || (u->depth == 2 && u->in_usage);
+}
+
+/* Which field the key just read names, given the level it was read on. */
+static int ref_key_field(const mx_usage *u)
+{
+    static const struct { const char *key; int depth; int field; } keys[] = {
+        { "prompt_eval_count", 1, FLD_PROMPT_EVAL }, { "eval_count", 1, FLD_EVAL },
+        { "eval_duration", 1, FLD_EVAL_DURATION }, { "usage", 1, FLD_USAGE },
+        { "prompt_tokens", 2, FLD_U_PROMPT }, { "completion_tokens", 2, FLD_U_COMPLETION },
+    };
+    if (u->len > MX_USAGE_TAIL)
+        return FLD_NONE;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if ((uint32_t)keys[i].depth == u->depth && strlen(keys[i].key) == u->len &&
+            memcmp(keys[i].key, u->line, u->len) == 0)
+            return keys[i].field;
+    return FLD_NONE;
+}
+
+/* Store the integer just read into its field. */
+static void ref_commit_number(mx_usage *u)
+{
+    long v = u->num > (uint64_t)LONG_MAX ? LONG_MAX : (long)u->num;
+    if (u->num_bad)
+        return;
+    switch (u->field) {
+    case FLD_PROMPT_EVAL:
+    case FLD_U_PROMPT:
+        u->prompt_tokens = v;
+        break;
+    case FLD_EVAL:
+    case FLD_U_COMPLETION:
+        u->output_tokens = v;
+        break;
+    case FLD_EVAL_DURATION:
+        u->eval_duration_ns = u->num;
+        break;
+    default:
+        break;
+    }
+}
+
+/* One byte inside a string. */
+static void ref_string_byte(mx_usage *u, char c)
+{
+    if (u->escaped) {
+        u->escaped = 0;
+        if (u->key_string)
+            u->len = KEY_TOO_LONG;      /* why: no wanted key has escapes */
+        return;
+    }
+    if (c == '\\') {
+        u->escaped = 1;
+        return;
+    }
+    if (c == '"') {
+        u->in_string = 0;
+        if (u->key_string) {
+            u->key_string = 0;
+            u->field = (uint8_t)ref_key_field(u);
+        }
+        return;
+    }
+    if (c == '\n') {                    /* a raw newline cannot be inside a JSON string */
+        ref_reset_parse(u);
+        return;
+    }
+    if (u->key_string) {
+        if (u->len < MX_USAGE_TAIL)
+            u->line[u->len++] = c;
+        else
+            u->len = KEY_TOO_LONG;
+    }
+}
+
+/* One byte of a number value of a wanted field; returns 1 when consumed, 0 when the number
+ * ended and c must be looked at as structure. */
+static int ref_number_byte(mx_usage *u, char c)
+{
+    if (c >= '0' && c <= '9') {
+        uint64_t d = (uint64_t)(c - '0');
+        if (u->num > (UINT64_MAX - d) / 10)
+            u->num_bad = 1;
+        else
+            u->num = u->num * 10 + d;
+        return 1;
+    }
+    if (c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-') {
+        u->num_bad = 1;                 /* why: counts are plain integers; ignore anything else */
+        return 1;
+    }
+    ref_commit_number(u);
+    u->in_number = 0;
+    u->field = FLD_NONE;
+    return 0;
+}
+
+/* One structural byte (outside strings and wanted numbers). */
+static void ref_struct_byte(mx_usage *u, char c)
+{
+    switch (c) {
+    case '"':
+        u->in_string = 1;
+        u->escaped = 0;
+        u->key_string = ref_watched(u) && u->expect_key;
+        if (u->key_string)
+            u->len = 0;
+        else
+            u->field = FLD_NONE;        /* a string value: not a count */
+        u->expect_key = 0;
+        break;
+    case '{':
+        if (u->depth == 0) {
+            u->top_object = 1;
+            u->in_usage = 0;
+        } else if (u->depth == 1 && u->top_object && u->field == FLD_USAGE) {
+            u->in_usage = 1;
+        }
+        if (u->depth < DEPTH_MAX)
+            u->depth++;
+        u->expect_key = ref_watched(u);
+        u->field = FLD_NONE;
+        break;
+    case '[':
+        if (u->depth == 0)
+            u->top_object = u->in_usage = 0;
+        if (u->depth < DEPTH_MAX)
+            u->depth++;
+        u->expect_key = 0;
+        u->field = FLD_NONE;
+        break;
+    case '}':
+    case ']':
+        if (u->depth > 0)
+            u->depth--;
+        if (u->depth <= 1)
+            u->in_usage = 0;
+        if (u->depth == 0)
+            u->top_object = 0;
+        u->expect_key = 0;
+        u->field = FLD_NONE;
+        break;
+    case ',':
+        u->expect_key = ref_watched(u);
+        u->field = FLD_NONE;
+        break;
+    case ':':
+        break;                          /* the pending field waits for its value */
+    case ' ': case '\t': case '\r': case '\n':
+        break;
+    default:
+        if (c >= '0' && c <= '9' && ref_watched(u) && u->field != FLD_NONE && u->field != FLD_USAGE) {
+            u->in_number = 1;
+            u->num_bad = 0;
+            u->num = (uint64_t)(c - '0');
+        } else if (c == '-' && ref_watched(u) && u->field != FLD_NONE) {
+            u->in_number = 1;
+            u->num_bad = 1;             /* negative: read and ignore */
+        } else {
+            u->field = FLD_NONE;        /* true / false / null / SSE text */
+        }
+        break;
+    }
+}
+
+static void ref_feed(mx_usage *u, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (u->in_string)
+            ref_string_byte(u, c);
+        else if (!u->in_number || !ref_number_byte(u, c))
+            ref_struct_byte(u, c);
+    }
+}
+
+static void ref_finish(mx_usage *u)
+{
+    if (u->in_number && !u->in_string)
+        ref_commit_number(u);
+    ref_reset_parse(u);
+}
+
+#define DIFF_DOCS 3000              /* random bodies compared */
+#define DIFF_BODY_MAX 600           /* bytes per random body (at most) */
+#define DIFF_CUTS 4                 /* random cut points per split of a body */
+
+static uint32_t diff_rng = 2024;
+static uint32_t diff_rand(uint32_t n)
+{
+    diff_rng = diff_rng * 1103515245u + 12345u;
+    return (diff_rng >> 8) % n;
+}
+
+/* Append s to body (len, capped at DIFF_BODY_MAX). */
+static void put(char *body, size_t *len, const char *s)
+{
+    size_t k = strlen(s);
+    if (*len + k > DIFF_BODY_MAX)
+        return;
+    memcpy(body + *len, s, k);
+    *len += k;
+}
+
+/* Keys and scalar values a random body is built from: the wanted keys, look-alikes, plain
+ * strings with escapes and brackets, runs long enough for whole SIMD blocks, and bytes that
+ * share the brackets' bit pattern (Y _ y DEL). */
+static const char *const diff_keys[] = {
+    "\"eval_count\"", "\"prompt_eval_count\"", "\"eval_duration\"", "\"usage\"",
+    "\"prompt_tokens\"", "\"completion_tokens\"", "\"eval_count\\\\\"", "\"eval\\u005fcount\"",
+    "\"response\"", "\"context\"", "\"a_key_that_is_longer_than_the_key_buffer_by_far\"",
+    "\"completion_tokens_and_more\"", "\"\"",
+};
+#define DIFF_INTEGERS 4             /* the first diff_scalars are plain integers */
+static const char *const diff_scalars[] = {
+    "0", "7", "42", "1234567890123", "99999999999999999999999", "-3", "1.5", "2e3", "null",
+    "true", "\"12\"", "\"text with \\\"eval_count\\\":9 and [ { ] } inside, long enough\"",
+    "\"\\\\\"", "\"yY_\x7f[]{}\"", "\"line\\nbreak\"", "\"0123456789abcdefghijklmnopqrstuvwxyz\"",
+};
+
+/* Append a random JSON-ish value nested at most depth levels (top: a document). */
+static void put_value(char *body, size_t *len, int depth, int top)
+{
+    uint32_t r = top ? 4 + diff_rand(5) : diff_rand(10);   /* documents are mostly objects */
+    if (depth <= 0 || r < 4) {
+        put(body, len, diff_scalars[diff_rand(sizeof diff_scalars / sizeof diff_scalars[0])]);
+    } else if (r < 8) {
+        int n = (int)diff_rand(5);
+        put(body, len, "{");
+        for (int i = 0; i < n; i++) {
+            put(body, len, i ? (diff_rand(4) ? "," : " ,\n ") : "");
+            put(body, len, diff_keys[diff_rand(sizeof diff_keys / sizeof diff_keys[0])]);
+            put(body, len, diff_rand(3) ? ":" : " : ");
+            if (diff_rand(2))                       /* often a count-like integer */
+                put(body, len, diff_scalars[diff_rand(DIFF_INTEGERS)]);
+            else
+                put_value(body, len, depth - 1, 0);
+        }
+        put(body, len, "}");
+    } else {
+        int n = (int)diff_rand(12);
+        put(body, len, "[");
+        for (int i = 0; i < n; i++) {
+            put(body, len, i ? "," : "");
+            put_value(body, len, depth - 2, 0);
+        }
+        put(body, len, "]");
+    }
+}
+
+/* A random body: well-formed documents (NDJSON or SSE framed) or, one in four, documents
+ * with random structure bytes thrown in (broken JSON, stray quotes, backslashes, newlines). */
+static size_t random_body(char *body)
+{
+    static const char *const junk[] = { "{", "}", "[", "]", "\"", "\\", "\n", ",", ":", "y",
+                                        "\"eval_count\":", "{\"usage\":{", "12", "data: " };
+    size_t len = 0;
+    int docs = 1 + (int)diff_rand(3), broken = diff_rand(4) == 0;
+    for (int d = 0; d < docs; d++) {
+        put(body, &len, diff_rand(4) == 0 ? "data: " : "");
+        put_value(body, &len, 4, 1);
+        put(body, &len, diff_rand(2) ? "\n" : "\n\n");
+        for (int j = 0; broken && j < 6; j++) {
+            size_t at = diff_rand((uint32_t)len + 1), k;
+            const char *s = junk[diff_rand(sizeof junk / sizeof junk[0])];
+            k = strlen(s);
+            if (len + k > DIFF_BODY_MAX)
+                break;
+            memmove(body + at + k, body + at, len - at);
+            memcpy(body + at, s, k);
+            len += k;
+        }
+    }
+    return len;
+}
+
+/* Feed the body in the pieces cut at cuts[0..n) (ascending) to both scanners, comparing the
+ * results after every piece and after finish.  The fast one gets each piece in its own
+ * allocation of exactly that size. */
+static void compare_split(const char *body, size_t len, const size_t *cuts, int n)
+{
+    mx_usage fast, ref;
+    size_t at = 0;
+    mx_usage_init(&fast);
+    ref_init(&ref);
+    for (int i = 0; i <= n; i++) {
+        size_t to = i < n ? cuts[i] : len;
+        char *piece = malloc(to - at + 1);  /* why: exact size, so ASan sees any over-read */
+        memcpy(piece, body + at, to - at);
+        mx_usage_feed(&fast, piece, to - at);
+        ref_feed(&ref, body + at, to - at);
+        free(piece);
+        at = to;
+        if (fast.prompt_tokens != ref.prompt_tokens || fast.output_tokens != ref.output_tokens ||
+            fast.eval_duration_ns != ref.eval_duration_ns)
+            fail_msg("differs after piece %d of body \"%.*s\"", i, (int)len, body);
+    }
+    mx_usage_finish(&fast);
+    ref_finish(&ref);
+    assert_int_equal(fast.prompt_tokens, ref.prompt_tokens);
+    assert_int_equal(fast.output_tokens, ref.output_tokens);
+    assert_int_equal(fast.eval_duration_ns, ref.eval_duration_ns);
+}
+
+/* Random bodies in one piece, at random cuts and byte by byte: same answers as the reference.
+ * Also counts how many bodies carried a count, so the generator cannot silently go blind. */
+static void test_same_as_reference(void **state)
+{
+    static char body[DIFF_BODY_MAX + 1];
+    size_t cuts[DIFF_BODY_MAX];
+    int with_counts = 0;
+    (void)state;
+    for (int d = 0; d < DIFF_DOCS; d++) {
+        size_t len = random_body(body);
+        mx_usage u;
+        compare_split(body, len, cuts, 0);
+        for (int i = 0; i < DIFF_CUTS; i++)
+            cuts[i] = diff_rand((uint32_t)len + 1);
+        for (int i = 1; i < DIFF_CUTS; i++)         /* sort the few cuts */
+            for (int j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+                size_t t = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = t;
+            }
+        compare_split(body, len, cuts, DIFF_CUTS);
+        for (size_t i = 0; i < len; i++)
+            cuts[i] = i + 1 < len ? i + 1 : len;
+        compare_split(body, len, cuts, len > 0 ? (int)len - 1 : 0);
+        mx_usage_init(&u);
+        mx_usage_feed(&u, body, len);
+        mx_usage_finish(&u);
+        with_counts += u.prompt_tokens >= 0 || u.output_tokens >= 0;
+    }
+
+    assert_true(with_counts > DIFF_DOCS / 20);
+    assert_true(with_counts < DIFF_DOCS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_openai_json),
         cmocka_unit_test(test_openai_sse),
         cmocka_unit_test(test_odd_values),
+        cmocka_unit_test(test_same_as_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
