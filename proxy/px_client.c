@@ -1,7 +1,7 @@
 /* px_client.c — the client side: accept, strict request parsing with llhttp, limits and
  * timeouts, dispatch to the upstream side, keep-alive and pipelining, and the SIGTERM drain.
  *
- * Data path: socket → bufferevent input → llhttp (paused at the end of the head and of the
+ * Data path: socket → px_sock input → llhttp (paused at the end of the head and of the
  * message, so we know exactly which bytes were head, body, or the next pipelined request) →
  * px_req (headers + buffered body) → hooks.on_request → upstream request → px_upstream.c. */
 #include <arpa/inet.h>
@@ -17,8 +17,8 @@
 static llhttp_settings_t req_settings;          /* static: outlives every parser */
 
 static void conn_free(px_conn *c);
-static void conn_parse(px_conn *c);
-static void conn_arm(px_conn *c, double seconds);
+static int conn_parse(px_conn *c);
+static void conn_arm(px_conn *c, int kind);
 
 /* ---------- requests ---------- */
 
@@ -80,6 +80,10 @@ static void conn_error(px_conn *c, int status, const char *msg, int close_conn)
     px_req *r = c->req;
     int v1 = r && r->v.is_v1;
 
+    if (px_sock_ensure(c->sk) < 0) {
+        conn_free(c);
+        return;
+    }
     if (!r) {                                   /* error before any request byte was parsed */
         r = req_new(c);
         if (!r) {
@@ -91,14 +95,14 @@ static void conn_error(px_conn *c, int status, const char *msg, int close_conn)
     if (r->head_sent) {                         /* mid-response: nothing to say, just cut */
         close_conn = 1;
     } else {
-        px_error_response(bufferevent_get_output(c->bev), status, v1, msg,
+        px_error_response(c->sk->out, status, v1, msg,
                           close_conn || !r->keepalive || c->srv->draining);
         r->head_sent = 1;
     }
     px_req_finish(r, PX_END_PROXY_ERROR, status);
     if (close_conn || !r->keepalive || c->srv->draining) {
         c->closing = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        px_sock_read(c->sk, 0);
     }
     px_conn_response_done(c);
 }
@@ -111,7 +115,7 @@ void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg
 
     r->up = NULL;
     if (status > 0 && !r->head_sent) {
-        px_error_response(bufferevent_get_output(c->bev), status, r->v.is_v1, msg,
+        px_error_response(c->sk->out, status, r->v.is_v1, msg,
                           !r->keepalive || c->srv->draining);
         r->head_sent = 1;
         px_req_finish(r, end, status);
@@ -137,11 +141,11 @@ static int on_message_begin(llhttp_t *p)
 
     if (!c->req) {
         c->req = req_new(c);
-        if (!c->req)
+        if (!c->req || px_sock_ensure(c->sk) < 0)
             return -1;
     }
     c->last_byte = 0;
-    conn_arm(c, c->srv->cfg->header_timeout);  /* slowloris: whole head within the limit */
+    conn_arm(c, PX_T_HEADER);                   /* slowloris: whole head within the limit */
     return 0;
 }
 
@@ -290,8 +294,10 @@ static int on_headers_complete(llhttp_t *p)
         }
         /* why: we buffer the body for scoring, so we answer 100 ourselves instead of
          * forwarding the expectation; an HTTP/1.0 client must not get a 1xx */
-        if (!r->http10 && r->has_body && p->content_length > 0)
-            evbuffer_add_printf(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n");
+        if (!r->http10 && r->has_body && p->content_length > 0) {
+            evbuffer_add(c->sk->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            px_sock_flush(c->sk);
+        }
     }
     if (r->has_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
         r->body = malloc(p->content_length);
@@ -300,7 +306,7 @@ static int on_headers_complete(llhttp_t *p)
         r->body_cap = p->content_length;
     }
     r->state = RQ_BODY;
-    conn_arm(c, cfg->idle_timeout);             /* a body that stops flowing is timed out */
+    conn_arm(c, PX_T_IDLE);                     /* a body that stops flowing is timed out */
     return HPE_PAUSED;                          /* lets the reader mark where the head ended */
 }
 
@@ -350,13 +356,16 @@ static void req_dispatch(px_conn *c)
     px_req *r = c->req;
     const char *conn_hdr = px_hdrs_get(&r->hdrs, "connection");
     struct evbuffer *out = r->upreq = evbuffer_new();
+    char peer[PX_PEER_MAX] = "unknown";
     int i, xff = 0;
 
     if (!out) {
         conn_error(c, 502, "proxy out of memory", 1);
         return;
     }
-    conn_arm(c, -1);
+    if (c->peer_family == AF_INET || c->peer_family == AF_INET6)
+        inet_ntop(c->peer_family, c->peer, peer, sizeof peer);
+    conn_arm(c, PX_T_NONE);
     r->state = RQ_UPSTREAM;
     s->inflight++;
     if (s->hooks.on_request) {
@@ -378,15 +387,15 @@ static void req_dispatch(px_conn *c)
             continue;
         }
         if (xff == 1) {                         /* close the combined X-Forwarded-For line */
-            evbuffer_add_printf(out, ", %s\r\n", c->peer);
+            evbuffer_add_printf(out, ", %s\r\n", peer);
             xff = 2;
         }
         evbuffer_add_printf(out, "%s: %s\r\n", n, v);
     }
     if (xff == 1)
-        evbuffer_add_printf(out, ", %s\r\n", c->peer);
+        evbuffer_add_printf(out, ", %s\r\n", peer);
     else if (xff == 0)
-        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", c->peer);
+        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", peer);
     if (r->has_body)
         evbuffer_add_printf(out, "Content-Length: %zu\r\n", r->body_len);
     evbuffer_add(out, "\r\n", 2);
@@ -448,10 +457,15 @@ static int feed(px_conn *c, const char *p, size_t len, size_t *used)
 }
 
 /* Parse what the client sent until one request is complete, then dispatch it.  Input beyond
- * it (pipelining) stays buffered until the response is done. */
-static void conn_parse(px_conn *c)
+ * it (pipelining) stays buffered until the response is done.  Returns 1 when c is idle with
+ * nothing buffered; 0 otherwise — including when c may have been freed (an error answered, or
+ * a dispatch that failed at once), so the caller must not touch c then. */
+static int conn_parse(px_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->sk->in;
+
+    if (!in)
+        return !c->req;
 
     while (!c->closing && (!c->req || c->req->state < RQ_UPSTREAM)) {
         struct evbuffer_iovec vec;
@@ -468,56 +482,57 @@ static void conn_parse(px_conn *c)
         }
         rc = feed(c, vec.iov_base, vec.iov_len, &used);
         if (rc < 0)
-            return;
+            return 0;
         evbuffer_drain(in, used);
         if (rc == 1) {
             if (c->srv->grace_over) {           /* listener already closed: send them away */
                 conn_error(c, 503, "server shutting down", 1);
-                return;
+                return 0;
             }
             req_dispatch(c);
-            return;
+            return 0;
         }
         if (vec.iov_len == 0)
             break;
     }
     if (evbuffer_get_length(in) > PX_PIPELINE_MAX)
-        bufferevent_disable(c->bev, EV_READ);   /* a client pipelining megabytes waits */
+        px_sock_read(c->sk, 0);                 /* a client pipelining megabytes waits */
+    return !c->closing && !c->req && evbuffer_get_length(in) == 0;
 }
 
-static void conn_readcb(struct bufferevent *bev, void *arg)
+static void conn_readcb(px_sock *sk, void *arg)
 {
     px_conn *c = arg;
-    (void)bev;
+    (void)sk;
     if (c->closing)
         return;
     if (!c->req || c->req->state < RQ_UPSTREAM) {
         conn_parse(c);
-    } else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > PX_PIPELINE_MAX) {
-        bufferevent_disable(c->bev, EV_READ);
+    } else if (evbuffer_get_length(c->sk->in) > PX_PIPELINE_MAX) {
+        px_sock_read(c->sk, 0);
     }
 }
 
 /* Output drained below the low watermark: resume a paused upstream, or finish a close. */
-static void conn_writecb(struct bufferevent *bev, void *arg)
+static void conn_writecb(px_sock *sk, void *arg)
 {
     px_conn *c = arg;
 
     if (c->req && c->req->up)
         px_up_resume(c->req->up);
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (c->closing && px_sock_pending(sk) == 0)
         conn_free(c);
 }
 
 /* Client closed or failed.  Mid-exchange this is a cancellation: the upstream connection is
  * closed at once, which is how Ollama learns to stop generating. */
-static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+static void conn_eventcb(px_sock *sk, short what, void *arg)
 {
     px_conn *c = arg;
     px_req *r = c->req;
-    (void)bev;
+    (void)sk;
 
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+    if (!(what & (PX_SOCK_EOF | PX_SOCK_ERROR)))
         return;
     if (r && r->v.t_end == 0 && (r->state > RQ_HEAD || r->target || r->method[0])) {
         if (r->up) {
@@ -531,31 +546,66 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
 
 /* ---------- timers ---------- */
 
-/* (Re)arm the connection timer; seconds < 0 disarms it. */
-static void conn_arm(px_conn *c, double seconds)
+/* (Re)arm c's timeout: PX_T_HEADER (header timeout), PX_T_IDLE (idle timeout) or PX_T_NONE.
+ *
+ * Why lists instead of one libevent timer per connection: each list holds one kind of timeout,
+ * all of the same length, so appending at the tail keeps it sorted by deadline; re-arming is
+ * an O(1) unlink + append, a periodic sweep only looks at the heads, and an idle connection
+ * carries two pointers instead of a 128-byte event. */
+static void conn_arm(px_conn *c, int kind)
 {
-    struct timeval tv = px_tv(seconds);
+    px_server *s = c->srv;
 
-    if (seconds < 0)
-        evtimer_del(c->timer);
+    if (c->tlist >= 0) {                        /* unlink */
+        if (c->tprev)
+            c->tprev->tnext = c->tnext;
+        else
+            s->thead[c->tlist] = c->tnext;
+        if (c->tnext)
+            c->tnext->tprev = c->tprev;
+        else
+            s->ttail[c->tlist] = c->tprev;
+        c->tprev = c->tnext = NULL;
+        c->tlist = -1;
+    }
+    if (kind == PX_T_NONE)
+        return;
+    c->deadline = px_now() + (kind == PX_T_HEADER ? s->cfg->header_timeout : s->cfg->idle_timeout);
+    c->tlist = (signed char)kind;
+    c->tprev = s->ttail[kind];
+    if (c->tprev)
+        c->tprev->tnext = c;
     else
-        evtimer_add(c->timer, &tv);
+        s->thead[kind] = c;
+    s->ttail[kind] = c;
+}
+
+static void conn_timeout(px_conn *c);
+
+/* Expire every connection whose deadline has passed (called by the server's sweep timer). */
+void px_sweep(px_server *s)
+{
+    double now = px_now();
+    int k;
+
+    for (k = 0; k < PX_T_KINDS; k++) {
+        while (s->thead[k] && s->thead[k]->deadline <= now) {
+            px_conn *c = s->thead[k];
+            conn_arm(c, PX_T_NONE);             /* off the list before it may be freed */
+            conn_timeout(c);
+        }
+    }
 }
 
 /* Header/body timeout → 408; idle keep-alive → silent close. */
-static void conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
+static void conn_timeout(px_conn *c)
 {
-    px_conn *c = arg;
-    (void)fd;
-    (void)what;
-
     if (c->closing) {
         conn_free(c);                           /* a client that never reads its error */
         return;
     }
     if (c->req && c->req->state < RQ_UPSTREAM && (c->req->method[0] || c->req->target)) {
-        conn_error(c, 408, "request timeout", 1);
-        conn_arm(c, c->srv->cfg->idle_timeout);
+        conn_error(c, 408, "request timeout", 1);   /* may free c */
         return;
     }
     if (c->req && c->req->state == RQ_UPSTREAM && c->req->v.t_end == 0) {
@@ -573,7 +623,7 @@ static void conn_timeoutcb(evutil_socket_t fd, short what, void *arg)
  * reads nothing for the idle timeout is cut, so it cannot pin an Ollama slot forever. */
 void px_conn_stalled(px_conn *c, int stalled)
 {
-    conn_arm(c, stalled ? c->srv->cfg->idle_timeout : -1);
+    conn_arm(c, stalled ? PX_T_IDLE : PX_T_NONE);
 }
 
 /* ---------- end of an exchange ---------- */
@@ -585,6 +635,7 @@ void px_conn_response_done(px_conn *c)
     px_req *r = c->req;
     px_server *s = c->srv;
 
+    px_sock_flush(c->sk);                       /* the response's last bytes go out now */
     if (r) {
         if (r->up)
             px_up_abort(r->up);
@@ -596,18 +647,19 @@ void px_conn_response_done(px_conn *c)
     if (c->srv->draining)
         c->closing = 1;
     if (c->closing) {
-        bufferevent_disable(c->bev, EV_READ);
-        conn_arm(c, c->srv->cfg->idle_timeout);  /* bound the flush to a client that stalls */
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        px_sock_read(c->sk, 0);
+        conn_arm(c, PX_T_IDLE);                 /* bound the flush to a client that stalls */
+        if (px_sock_pending(c->sk) == 0)
             conn_free(c);                       /* c is gone from here on */
         px_server_maybe_exit(s);
         return;
     }
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
     c->parser.data = c;
-    conn_arm(c, c->srv->cfg->idle_timeout);
-    bufferevent_enable(c->bev, EV_READ);
-    conn_parse(c);                              /* pipelined requests already buffered */
+    conn_arm(c, PX_T_IDLE);
+    px_sock_read(c->sk, 1);
+    if (conn_parse(c))                          /* pipelined requests already buffered */
+        px_sock_trim(c->sk);                    /* idle now: give the buffers back */
     px_server_maybe_exit(s);
 }
 
@@ -629,8 +681,8 @@ static void conn_free(px_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
-    event_free(c->timer);
-    bufferevent_free(c->bev);
+    conn_arm(c, PX_T_NONE);
+    px_sock_free(c->sk);
     free(c);
     px_server_maybe_exit(s);
 }
@@ -651,23 +703,19 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
         return;
     }
     c->srv = s;
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(s->base, conn_timeoutcb, c);
-    if (!c->bev || !c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
-        else
-            evutil_closesocket(fd);
-        if (c->timer)
-            event_free(c->timer);
+    c->sk = px_sock_new(s->base, fd);
+    c->tlist = -1;
+    if (!c->sk) {
+        evutil_closesocket(fd);
         free(c);
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->peer_family = sa->sa_family;
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+        memcpy(c->peer, &((struct sockaddr_in *)sa)->sin_addr, 4);
     else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof c->peer);
+        memcpy(c->peer, &((struct sockaddr_in6 *)sa)->sin6_addr, 16);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -675,16 +723,15 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
     s->nconns++;
     llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
     c->parser.data = c;
-    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, PX_LOW_WATERMARK, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    px_sock_setcb(c->sk, conn_readcb, conn_writecb, conn_eventcb, c);
+    c->sk->wlow = PX_LOW_WATERMARK;
     if (s->nconns > s->cfg->max_connections) {
         px_log(PX_LOG_WARN, "connection limit reached", "\"max_connections\":%d",
                s->cfg->max_connections);
         conn_error(c, 503, "too many connections", 1);
         return;
     }
-    conn_arm(c, s->cfg->idle_timeout);          /* nothing sent: closed silently at idle */
+    conn_arm(c, PX_T_IDLE);                     /* nothing sent: closed silently at idle */
 }
 
 void px_on_accept_error(struct evconnlistener *l, void *arg)
@@ -717,7 +764,7 @@ void px_close_idle(px_server *s)
     px_conn *c = s->conns, *next;
     for (; c; c = next) {
         next = c->next;
-        if (!c->req && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (!c->req && px_sock_pending(c->sk) == 0)
             conn_free(c);
     }
 }

@@ -4,7 +4,6 @@
 #define PX_INT_H
 
 #include <event2/event.h>
-#include <event2/bufferevent.h>
 #include <event2/buffer.h>
 #include <event2/listener.h>
 #include <event2/dns.h>
@@ -20,9 +19,64 @@
 #define PX_PEER_MAX 64                  /* textual client address */
 
 typedef struct px_server px_server;
+typedef struct px_sock px_sock;
+
+/* client connection timeouts, one sorted list each (px_client.c conn_arm) */
+#define PX_T_NONE -1            /* no timeout armed */
+#define PX_T_HEADER 0           /* --header-timeout: request head within it */
+#define PX_T_IDLE 1             /* --idle-timeout: keep-alive idle, body stall, stalled reader */
+#define PX_T_KINDS 2
+#define PX_SWEEP_MIN 0.02       /* sweep period bounds, seconds (a tenth of the shortest */
+#define PX_SWEEP_MAX 1.0        /* timeout, clamped to these) */
 typedef struct px_conn px_conn;
 typedef struct px_up px_up;
 typedef struct px_req px_req;
+
+/* ---- px_sock.c: a socket + evbuffers on one edge-triggered event ---- */
+
+#define PX_SOCK_CONNECTED 1     /* event: non-blocking connect finished */
+#define PX_SOCK_EOF 2           /* event: the peer closed its side */
+#define PX_SOCK_ERROR 4         /* event: connect or I/O failed (errno set) */
+
+typedef void (*px_sock_cb)(px_sock *s, void *arg);
+typedef void (*px_sock_event_cb)(px_sock *s, short what, void *arg);
+
+struct px_sock {
+    struct event_base *base;    /* loop */
+    evutil_socket_t fd;         /* socket, -1 before connect / after close */
+    struct event *ev;           /* EV_READ|EV_WRITE|EV_CLOSED|EV_ET|EV_PERSIST, added once */
+    struct evbuffer *in;        /* bytes read, not yet consumed (NULL while trimmed) */
+    struct evbuffer *out;       /* bytes to send (NULL while trimmed) */
+    px_sock_cb readcb;          /* new input */
+    px_sock_cb writecb;         /* output drained to wlow after waiting for writability */
+    px_sock_event_cb eventcb;   /* PX_SOCK_* */
+    void *arg;                  /* callbacks' argument */
+    size_t wlow;                /* write low watermark */
+    struct evdns_getaddrinfo_request *dnsreq; /* name resolution in progress */
+    int err;                    /* errno of a failure */
+    int in_cb;                  /* sock_cb frames on the stack (defers the free) */
+    unsigned reading : 1;       /* read when readable */
+    unsigned readable : 1;      /* the kernel may hold unread bytes */
+    unsigned writable : 1;      /* the kernel took all we offered last time */
+    unsigned connecting : 1;    /* connect (or DNS) in progress */
+    unsigned eof : 1;           /* peer closed (recv returned 0) */
+    unsigned rdhup : 1;         /* the kernel reported the peer's FIN (EPOLLRDHUP) */
+    unsigned failed : 1;        /* an error is pending or was reported */
+    unsigned reported : 1;      /* EOF/ERROR already reported */
+    unsigned dead : 1;          /* freed inside its own callback */
+};
+
+px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd);
+void px_sock_setcb(px_sock *s, px_sock_cb readcb, px_sock_cb writecb, px_sock_event_cb eventcb,
+                   void *arg);
+void px_sock_flush(px_sock *s);
+int px_sock_ensure(px_sock *s);
+void px_sock_trim(px_sock *s);
+size_t px_sock_pending(const px_sock *s);
+void px_sock_read(px_sock *s, int on);
+int px_sock_connect(px_sock *s, const struct sockaddr *sa, int salen);
+int px_sock_connect_name(px_sock *s, struct evdns_base *dns, const char *host, int port);
+void px_sock_free(px_sock *s);
 
 /* Header lines gathered from llhttp's pieces: "name\0value\0" pairs in one buffer. */
 typedef struct px_hdrs {
@@ -76,21 +130,24 @@ struct px_req {
 /* A client connection. */
 struct px_conn {
     px_server *srv;             /* owner */
-    struct bufferevent *bev;    /* client socket */
+    px_sock *sk;                /* client socket */
     llhttp_t parser;            /* request parser (strict) */
     px_req *req;                /* exchange in progress, or NULL between requests */
-    struct event *timer;        /* header / body / idle timeout, by phase */
     px_conn *prev, *next;       /* server's connection list */
+    px_conn *tprev, *tnext;     /* timeout list (see conn_arm) */
+    double deadline;            /* when the armed timeout expires */
+    signed char tlist;          /* timeout list c is on (PX_T_*), -1 none */
     int err_status;             /* status a parser callback asked for (413/431/417) */
     int closing;                /* close once the output has drained */
     int last_byte;              /* last head byte seen (line-end checks across reads) */
-    char peer[PX_PEER_MAX];     /* client IP for X-Forwarded-For */
+    unsigned char peer[16];     /* client IP (binary; formatted per request for X-Forwarded-For) */
+    int peer_family;            /* AF_INET / AF_INET6, 0 unknown */
 };
 
 /* An upstream (Ollama) connection: in the idle pool or serving one request. */
 struct px_up {
     px_server *srv;             /* owner */
-    struct bufferevent *bev;    /* upstream socket */
+    px_sock *sk;                /* upstream socket */
     llhttp_t parser;            /* response parser (strict) */
     px_req *req;                /* request being served, or NULL when idle */
     struct event *timer;        /* connect / idle-stream / pool-idle timeout, by phase */
@@ -121,13 +178,17 @@ struct px_server {
     px_up *pool;                /* idle upstream connections */
     int npool;                  /* their count */
     struct event *probe_timer;  /* readiness probe */
-    struct bufferevent *probe;  /* probe connection in progress */
+    px_sock *probe;             /* probe connection in progress */
+    double probe_at;            /* when it started */
     double up_ok_at;            /* last time the upstream accepted a connection */
     int draining;               /* SIGTERM/SIGINT seen */
     int grace_over;             /* listener closed */
     struct event *grace_timer;  /* end of the accept grace */
     struct event *deadline_timer; /* end of the drain window */
     struct event *tick_timer;   /* controller snapshot tick */
+    struct event *sweep_timer;  /* expires client connection timeouts */
+    px_conn *thead[PX_T_KINDS]; /* timeout lists, oldest deadline first */
+    px_conn *ttail[PX_T_KINDS]; /* ... and their tails */
     int port;                   /* bound proxy port */
 };
 
@@ -153,6 +214,7 @@ void px_on_accept_error(struct evconnlistener *l, void *arg);
 void px_close_idle(px_server *s);
 void px_close_all(px_server *s);
 void px_conn_stalled(px_conn *c, int stalled);
+void px_sweep(px_server *s);
 void px_req_finish(px_req *r, px_end end, int status);
 void px_conn_response_done(px_conn *c);
 void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg);

@@ -29,6 +29,13 @@ static void probe_timercb(evutil_socket_t fd, short what, void *arg)
     px_probe_start(arg);
 }
 
+static void sweep_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    px_sweep(arg);
+}
+
 static void tick_timercb(evutil_socket_t fd, short what, void *arg)
 {
     px_server *s = arg;
@@ -167,14 +174,24 @@ px_server *px_server_new(struct event_base *base, const px_config *cfg, const px
                                              : ((struct sockaddr_in *)&ss)->sin_port);
     s->probe_timer = event_new(base, -1, EV_PERSIST, probe_timercb, s);
     s->tick_timer = event_new(base, -1, EV_PERSIST, tick_timercb, s);
+    s->sweep_timer = event_new(base, -1, EV_PERSIST, sweep_timercb, s);
     s->grace_timer = evtimer_new(base, grace_timercb, s);
     s->deadline_timer = evtimer_new(base, deadline_timercb, s);
-    if (!s->probe_timer || !s->tick_timer || !s->grace_timer || !s->deadline_timer) {
+    if (!s->probe_timer || !s->tick_timer || !s->sweep_timer || !s->grace_timer ||
+        !s->deadline_timer) {
         snprintf(err, errlen, "litebrain-proxy: out of memory");
         goto fail;
     }
     evtimer_add(s->probe_timer, &probe);
     evtimer_add(s->tick_timer, &tick);
+    {
+        double shortest = cfg->header_timeout < cfg->idle_timeout ? cfg->header_timeout
+                                                                  : cfg->idle_timeout;
+        double period = shortest / 10;
+        struct timeval sweep = px_tv(period < PX_SWEEP_MIN ? PX_SWEEP_MIN
+                                     : period > PX_SWEEP_MAX ? PX_SWEEP_MAX : period);
+        evtimer_add(s->sweep_timer, &sweep);
+    }
     px_probe_start(s);
     return s;
 fail:
@@ -189,14 +206,15 @@ void px_server_free(px_server *s)
         return;
     px_close_all(s);
     px_up_pool_free(s);
-    if (s->probe)
-        bufferevent_free(s->probe);
+    px_sock_free(s->probe);
     if (s->listener)
         evconnlistener_free(s->listener);
     if (s->probe_timer)
         event_free(s->probe_timer);
     if (s->tick_timer)
         event_free(s->tick_timer);
+    if (s->sweep_timer)
+        event_free(s->sweep_timer);
     if (s->grace_timer)
         event_free(s->grace_timer);
     if (s->deadline_timer)

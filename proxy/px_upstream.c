@@ -1,7 +1,7 @@
 /* px_upstream.c — the upstream side: a keep-alive pool of connections to Ollama, strict
  * response parsing with llhttp, and the relay of response bytes to the client as they arrive.
  *
- * Data path: upstream socket → bufferevent input → llhttp (paused at the end of the head and
+ * Data path: upstream socket → px_sock input → llhttp (paused at the end of the head and
  * of the message) → head rebuilt for the client (hop-by-hop dropped, X-LiteBrain-* added) →
  * body bytes moved, not copied, to the client's output (evbuffer_remove_buffer), chunk framing
  * and all.  When the client's output passes the high watermark, upstream reads pause until it
@@ -100,7 +100,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
         r->v.t_first_byte = px_now();
     r->v.bytes_out += n;
     if (!r->relay_raw)
-        evbuffer_add(bufferevent_get_output(r->conn->bev), at, n);
+        evbuffer_add(r->conn->sk->out, at, n);
     if (s->hooks.on_body)
         s->hooks.on_body(s->hooks.ud, &r->hook_data, &r->v, at, n);
     return 0;
@@ -124,7 +124,7 @@ static void send_head(px_up *u)
     px_req *r = u->req;
     px_conn *c = r->conn;
     px_server *s = u->srv;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->sk->out;
     const char *conn_hdr = px_hdrs_get(&u->hdrs, "connection");
     int status = llhttp_get_status_code(&u->parser), i;
     int needs_eof = !r->is_head && llhttp_message_needs_eof(&u->parser);
@@ -167,7 +167,7 @@ static void pool_put(px_up *u)
     s->pool = u;
     s->npool++;
     u->paused = 0;
-    bufferevent_enable(u->bev, EV_READ);        /* notice an upstream close while idle */
+    px_sock_read(u->sk, 1);                     /* notice an upstream close while idle */
     up_arm(u, PX_POOL_IDLE_SECONDS);
 }
 
@@ -189,8 +189,7 @@ static void up_done(px_up *u)
     px_req *r = u->req;
     px_conn *c = r->conn;
     int reusable = llhttp_should_keep_alive(&u->parser) &&
-                   evbuffer_get_length(bufferevent_get_input(u->bev)) == 0 &&
-                   evbuffer_get_length(bufferevent_get_output(u->bev)) == 0;
+                   evbuffer_get_length(u->sk->in) == 0 && evbuffer_get_length(u->sk->out) == 0;
 
     r->state = RQ_DONE;
     if (!r->head_sent)
@@ -219,11 +218,11 @@ static void up_fail(px_up *u, px_end end, int status, const char *msg)
     px_conn_upstream_failed(c, end, r->head_sent ? 0 : status, msg);
 }
 
-static void up_readcb(struct bufferevent *bev, void *arg)
+static void up_readcb(px_sock *sk, void *arg)
 {
     px_up *u = arg;
     px_req *r = u->req;
-    struct evbuffer *in = bufferevent_get_input(bev), *cout;
+    struct evbuffer *in = sk->in, *cout;
     int ran_empty = 0;
 
     if (!r) {                                   /* an idle connection must stay silent */
@@ -231,7 +230,7 @@ static void up_readcb(struct bufferevent *bev, void *arg)
         up_free(u);
         return;
     }
-    cout = bufferevent_get_output(r->conn->bev);
+    cout = r->conn->sk->out;
     u->got_byte = 1;
     up_arm(u, u->srv->cfg->upstream_idle_timeout);
     while (!u->msg_done) {
@@ -270,11 +269,12 @@ static void up_readcb(struct bufferevent *bev, void *arg)
             break;
     }
     if (u->msg_done) {
-        up_done(u);
+        up_done(u);                             /* flushes the client's output */
         return;
     }
+    px_sock_flush(r->conn->sk);                 /* relay this read now, not next loop turn */
     if (evbuffer_get_length(cout) > PX_HIGH_WATERMARK) {
-        bufferevent_disable(bev, EV_READ);      /* backpressure: the client is slower */
+        px_sock_read(sk, 0);                    /* backpressure: the client is slower */
         u->paused = 1;
         up_arm(u, -1);                          /* a slow client is not an idle upstream */
         px_conn_stalled(r->conn, 1);
@@ -287,7 +287,7 @@ void px_up_resume(px_up *u)
     if (!u->paused)
         return;
     u->paused = 0;
-    bufferevent_enable(u->bev, EV_READ);
+    px_sock_read(u->sk, 1);
     up_arm(u, u->srv->cfg->upstream_idle_timeout);
     if (u->req)
         px_conn_stalled(u->req->conn, 0);
@@ -295,21 +295,20 @@ void px_up_resume(px_up *u)
 
 static int up_connect(px_up *u);
 
-static void up_eventcb(struct bufferevent *bev, short what, void *arg)
+static void up_eventcb(px_sock *sk, short what, void *arg)
 {
     px_up *u = arg;
     px_req *r = u->req;
     px_server *s = u->srv;
-    int one = 1;
 
-    if (what & BEV_EVENT_CONNECTED) {
+    (void)sk;
+    if (what & PX_SOCK_CONNECTED) {
         u->connected = 1;
         s->up_ok_at = px_now();
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         up_arm(u, -1);                          /* no first-byte timeout: models load slowly */
         return;
     }
-    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+    if (!(what & (PX_SOCK_EOF | PX_SOCK_ERROR)))
         return;
     if (!r) {                                   /* idle connection closed by Ollama */
         pool_remove(u);
@@ -320,7 +319,7 @@ static void up_eventcb(struct bufferevent *bev, short what, void *arg)
         up_fail(u, PX_END_UPSTREAM_CONNECT, 502, "upstream unreachable");
         return;
     }
-    if ((what & BEV_EVENT_EOF) && u->head_done) {
+    if ((what & PX_SOCK_EOF) && u->head_done) {
         llhttp_errno_t e = llhttp_finish(&u->parser);
         if ((e == HPE_OK || e == HPE_PAUSED) && u->msg_done) {
             up_done(u);                         /* body delimited by the close */
@@ -364,19 +363,18 @@ static void up_timeoutcb(evutil_socket_t fd, short what, void *arg)
 static void up_free(px_up *u)
 {
     event_free(u->timer);
-    bufferevent_free(u->bev);                   /* closes the socket at once */
+    px_sock_free(u->sk);                        /* closes the socket at once */
     px_hdrs_free(&u->hdrs);
     free(u);
 }
 
-/* Start connecting bev to the upstream: the address itself, or the name resolved without
+/* Start connecting sk to the upstream: the address itself, or the name resolved without
  * blocking the loop.  -1 when the attempt could not even start. */
-static int connect_bev(px_server *s, struct bufferevent *bev)
+static int connect_sock(px_server *s, px_sock *sk)
 {
     if (s->up_addrlen)
-        return bufferevent_socket_connect(bev, (struct sockaddr *)&s->up_addr, s->up_addrlen);
-    return bufferevent_socket_connect_hostname(bev, s->dns, AF_UNSPEC, s->cfg->upstream_host,
-                                               s->cfg->upstream_port);
+        return px_sock_connect(sk, (struct sockaddr *)&s->up_addr, s->up_addrlen);
+    return px_sock_connect_name(sk, s->dns, s->cfg->upstream_host, s->cfg->upstream_port);
 }
 
 /* Start connecting u; -1 when the attempt could not even start. */
@@ -386,7 +384,7 @@ static int up_connect(px_up *u)
     struct timeval tv = px_tv(PX_CONNECT_TIMEOUT);
 
     evtimer_add(u->timer, &tv);
-    return connect_bev(s, u->bev);
+    return connect_sock(s, u->sk);
 }
 
 /* A new, connecting upstream connection, or NULL. */
@@ -397,19 +395,18 @@ static px_up *up_new(px_server *s)
     if (!u)
         return NULL;
     u->srv = s;
-    u->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    u->sk = px_sock_new(s->base, -1);
     u->timer = evtimer_new(s->base, up_timeoutcb, u);
-    if (!u->bev || !u->timer) {
-        if (u->bev)
-            bufferevent_free(u->bev);
+    if (!u->sk || !u->timer) {
+        if (u->sk)
+            px_sock_free(u->sk);
         if (u->timer)
             event_free(u->timer);
         free(u);
         return NULL;
     }
     px_hdrs_init(&u->hdrs, PX_RESP_HEAD_MAX);
-    bufferevent_setcb(u->bev, up_readcb, NULL, up_eventcb, u);
-    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+    px_sock_setcb(u->sk, up_readcb, NULL, up_eventcb, u);
     if (up_connect(u) < 0) {
         up_free(u);
         return NULL;
@@ -442,8 +439,9 @@ void px_up_dispatch(px_server *s, px_req *r)
     u->got_byte = u->head_done = u->msg_done = u->chunked = u->paused = 0;
     llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
     u->parser.data = u;
-    bufferevent_enable(u->bev, EV_READ);
-    evbuffer_add_buffer_reference(bufferevent_get_output(u->bev), r->upreq);
+    px_sock_read(u->sk, 1);
+    evbuffer_add_buffer_reference(u->sk->out, r->upreq);
+    px_sock_flush(u->sk);                       /* sent now if connected, else on connect */
 }
 
 /* The client went away (or the exchange is being torn down): close u at once, which is what
@@ -469,32 +467,31 @@ void px_up_pool_free(px_server *s)
 
 /* ---------- readiness probe ---------- */
 
-static void probe_eventcb(struct bufferevent *bev, short what, void *arg)
+static void probe_eventcb(px_sock *sk, short what, void *arg)
 {
     px_server *s = arg;
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & PX_SOCK_CONNECTED)
         s->up_ok_at = px_now();
-    if (what & (BEV_EVENT_CONNECTED | BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        bufferevent_free(bev);
-        s->probe = NULL;
-    }
+    s->probe = NULL;
+    px_sock_free(sk);
 }
 
-/* Try one TCP connect to the upstream in the background (never per readiness request). */
+/* Try one TCP connect to the upstream in the background (never per readiness request); a probe
+ * still pending after the connect timeout is abandoned. */
 void px_probe_start(px_server *s)
 {
-    struct timeval tv = px_tv(PX_CONNECT_TIMEOUT);
+    double now = px_now();
 
-    if (s->probe)
+    if (s->probe && now - s->probe_at < PX_CONNECT_TIMEOUT)
         return;
-    s->probe = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    px_sock_free(s->probe);
+    s->probe = px_sock_new(s->base, -1);
     if (!s->probe)
         return;
-    bufferevent_setcb(s->probe, NULL, NULL, probe_eventcb, s);
-    bufferevent_set_timeouts(s->probe, NULL, &tv);
-    bufferevent_enable(s->probe, EV_WRITE);
-    if (connect_bev(s, s->probe) < 0) {
-        bufferevent_free(s->probe);
+    s->probe_at = now;
+    px_sock_setcb(s->probe, NULL, NULL, probe_eventcb, s);
+    if (connect_sock(s, s->probe) < 0) {
+        px_sock_free(s->probe);
         s->probe = NULL;
     }
 }

@@ -1,0 +1,314 @@
+/* px_sock.c — a socket with input/output evbuffers on ONE edge-triggered event, registered once
+ * for the life of the connection.
+ *
+ * Why not bufferevents: a bufferevent arms its write event when output appears and writes on
+ * the next loop turn, then disarms it — two epoll_ctl calls and a loop turn of latency per
+ * response, and it asks FIONREAD before every read.  Here writes go out at once (px_sock_flush)
+ * and only the remainder waits for writability; reads go straight into reserved evbuffer space.
+ * The callback shape stays bufferevent-like: read, write (output drained to the low mark) and
+ * event (connected / EOF / error). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/dns.h>
+#include "proxy/px_int.h"
+
+#define PX_READ_BUDGET 4                /* reads of PX_READ_CHUNK per wake-up before yielding */
+
+static void sock_cb(evutil_socket_t fd, short what, void *arg);
+
+/* A socket object for fd (an accepted connection), or for a later px_sock_connect (fd -1). */
+px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd)
+{
+    px_sock *s = calloc(1, sizeof *s);
+
+    if (!s)
+        return NULL;
+    s->base = base;
+    s->fd = fd;
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    s->ev = event_new(base, fd, fd >= 0 ? EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST : 0, sock_cb, s);
+    if (!s->in || !s->out || !s->ev) {
+        s->fd = -1;                             /* the caller still owns fd on failure */
+        px_sock_free(s);
+        return NULL;
+    }
+    s->reading = 1;
+    s->readable = 1;                            /* the request may already be waiting */
+    s->writable = fd >= 0;                      /* a fresh connection takes bytes */
+    if (fd >= 0) {
+        evutil_make_socket_nonblocking(fd);
+        event_add(s->ev, NULL);
+    }
+    return s;
+}
+
+void px_sock_setcb(px_sock *s, px_sock_cb readcb, px_sock_cb writecb, px_sock_event_cb eventcb,
+                   void *arg)
+{
+    s->readcb = readcb;
+    s->writecb = writecb;
+    s->eventcb = eventcb;
+    s->arg = arg;
+}
+
+/* Report a failure from the loop, never from inside the caller's stack. */
+static void fail_later(px_sock *s, int err)
+{
+    s->failed = 1;
+    s->err = err;
+    event_active(s->ev, EV_WRITE, 1);
+}
+
+/* Create the buffers an idle connection gave back (px_sock_trim); -1 when out of memory. */
+int px_sock_ensure(px_sock *s)
+{
+    if (!s->in)
+        s->in = evbuffer_new();
+    if (!s->out)
+        s->out = evbuffer_new();
+    return s->in && s->out ? 0 : -1;
+}
+
+/* Give back both buffers while the connection idles (they are ~300 bytes a connection, most
+ * of an idle keep-alive connection's cost); only when both are empty. */
+void px_sock_trim(px_sock *s)
+{
+    if (!s->in || !s->out || evbuffer_get_length(s->in) || evbuffer_get_length(s->out))
+        return;
+    evbuffer_free(s->in);
+    evbuffer_free(s->out);
+    s->in = s->out = NULL;
+}
+
+/* Bytes waiting to be sent. */
+size_t px_sock_pending(const px_sock *s)
+{
+    return s->out ? evbuffer_get_length(s->out) : 0;
+}
+
+/* Write what the kernel takes now.  Errors are reported later through the event callback. */
+void px_sock_flush(px_sock *s)
+{
+    while (s->out && s->fd >= 0 && s->writable && !s->connecting && !s->failed &&
+           evbuffer_get_length(s->out) > 0) {
+        int n = evbuffer_write(s->out, s->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                s->writable = 0;                /* the edge-triggered event says when */
+            else if (errno != EINTR)
+                fail_later(s, errno);
+            return;
+        }
+    }
+}
+
+/* Reading on (1) or off (0).  Turning it on processes what is already waiting, from the loop. */
+void px_sock_read(px_sock *s, int on)
+{
+    s->reading = on != 0;
+    if (on && s->readable && s->fd >= 0)
+        event_active(s->ev, EV_READ, 1);
+}
+
+/* Read into s->in until the socket is drained or the budget is spent.  Returns bytes read;
+ * sets s->eof at end of stream and fail_later on errors. */
+static size_t sock_read(px_sock *s)
+{
+    size_t total = 0;
+    int i;
+
+    if (px_sock_ensure(s) < 0) {
+        fail_later(s, ENOMEM);
+        return 0;
+    }
+    for (i = 0; i < PX_READ_BUDGET; i++) {
+        struct evbuffer_iovec v;
+        ssize_t n;
+
+        if (evbuffer_reserve_space(s->in, PX_READ_CHUNK, &v, 1) < 1)
+            break;
+        n = recv(s->fd, v.iov_base, v.iov_len, 0);
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(s->in, &v, 1);
+            total += (size_t)n;
+            if ((size_t)n < (size_t)PX_READ_CHUNK && !s->rdhup) {
+                /* why: a short read drained the socket; with edge triggering any later byte
+                 * raises a new edge, so no recv() just to hear EAGAIN.  A FIN queued behind
+                 * the data raises no new edge, but EPOLLRDHUP (EV_CLOSED) told us about it, and
+                 * then we read on until recv() says 0. */
+                s->readable = 0;
+                return total;
+            }
+            continue;
+        }
+        evbuffer_commit_space(s->in, &v, 0);
+        if (n == 0) {
+            s->eof = 1;
+            s->readable = 0;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            s->readable = 0;
+        } else if (errno != EINTR) {
+            s->readable = 0;
+            fail_later(s, errno);
+        }
+        return total;
+    }
+    event_active(s->ev, EV_READ, 1);            /* more may be waiting: yield, then go on */
+    return total;
+}
+
+static void sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+    px_sock *s = arg;
+    int err = 0;
+    socklen_t len = sizeof err;
+    (void)fd;
+
+    s->in_cb++;
+    if (s->failed && s->eventcb && !s->reported) {
+        s->reported = 1;
+        errno = s->err;
+        s->eventcb(s, PX_SOCK_ERROR, s->arg);
+        goto out;
+    }
+    if (what & EV_WRITE) {
+        s->writable = 1;
+        if (s->connecting) {
+            if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                err = errno;
+            if (err == EINPROGRESS)
+                goto out;
+            s->connecting = 0;
+            if (err) {
+                s->failed = s->reported = 1;
+                s->err = err;
+                if (s->eventcb)
+                    s->eventcb(s, PX_SOCK_ERROR, s->arg);
+                goto out;
+            }
+            if (s->eventcb)
+                s->eventcb(s, PX_SOCK_CONNECTED, s->arg);
+            if (s->dead)
+                goto out;
+        }
+        if (px_sock_pending(s) > 0) {
+            px_sock_flush(s);
+            if (!s->failed && px_sock_pending(s) <= s->wlow && s->writecb)
+                s->writecb(s, s->arg);
+            if (s->dead)
+                goto out;
+        }
+    }
+    if (what & EV_CLOSED)
+        s->rdhup = 1;
+    if (what & (EV_READ | EV_CLOSED))
+        s->readable = 1;
+    if (s->readable && s->reading && !s->connecting && !s->eof && !s->failed) {
+        size_t n = sock_read(s);
+        if (n > 0 && s->readcb) {
+            s->readcb(s, s->arg);
+            if (s->dead)
+                goto out;
+        }
+        if (s->eof && s->eventcb && !s->reported) {
+            s->reported = 1;
+            s->eventcb(s, PX_SOCK_EOF, s->arg);
+        }
+    }
+out:
+    if (--s->in_cb == 0 && s->dead) {
+        s->dead = 0;
+        px_sock_free(s);
+    }
+}
+
+/* Connect to sa (non-blocking); the outcome arrives as PX_SOCK_CONNECTED or PX_SOCK_ERROR.
+ * Output added meanwhile is sent once connected. */
+int px_sock_connect(px_sock *s, const struct sockaddr *sa, int salen)
+{
+    int one = 1;
+
+    s->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd < 0)
+        return -1;
+    setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    event_del(s->ev);
+    event_assign(s->ev, s->base, s->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, sock_cb, s);
+    s->connecting = 1;
+    s->readable = 0;
+    if (connect(s->fd, sa, (socklen_t)salen) < 0 && errno != EINPROGRESS) {
+        fail_later(s, errno);
+        return 0;
+    }
+    event_add(s->ev, NULL);                     /* writable = connected (or failed) */
+    return 0;
+}
+
+static void dns_cb(int result, struct evutil_addrinfo *ai, void *arg)
+{
+    px_sock *s = arg;
+
+    if (result == EVUTIL_EAI_CANCEL)
+        return;                                 /* s is being freed */
+    s->dnsreq = NULL;
+    if (result != 0 || !ai || px_sock_connect(s, ai->ai_addr, (int)ai->ai_addrlen) < 0)
+        fail_later(s, EHOSTUNREACH);
+    if (ai)
+        evutil_freeaddrinfo(ai);
+}
+
+/* Resolve host without blocking the loop, then px_sock_connect to its first address. */
+int px_sock_connect_name(px_sock *s, struct evdns_base *dns, const char *host, int port)
+{
+    struct evutil_addrinfo hints;
+    char portstr[16];
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    snprintf(portstr, sizeof portstr, "%d", port);
+    s->connecting = 1;
+    s->dnsreq = evdns_getaddrinfo(dns, host, portstr, &hints, dns_cb, s);
+    return 0;
+}
+
+/* Close the socket at once (the peer sees it now); the object itself is freed when no
+ * callback of its own is running. */
+void px_sock_free(px_sock *s)
+{
+    if (!s)
+        return;
+    if (s->dnsreq) {
+        struct evdns_getaddrinfo_request *r = s->dnsreq;
+        s->dnsreq = NULL;
+        evdns_getaddrinfo_cancel(r);
+    }
+    if (s->ev)
+        event_del(s->ev);
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+    if (s->in_cb > 0) {                         /* inside sock_cb: finish there */
+        s->dead = 1;
+        s->readcb = s->writecb = NULL;
+        s->eventcb = NULL;
+        return;
+    }
+    if (s->ev)
+        event_free(s->ev);
+    if (s->in)
+        evbuffer_free(s->in);
+    if (s->out)
+        evbuffer_free(s->out);
+    free(s);
+}
