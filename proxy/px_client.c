@@ -390,7 +390,7 @@ static void req_dispatch(px_conn *c)
             evbuffer_add_printf(out, ", %s\r\n", peer);
             xff = 2;
         }
-        evbuffer_add_printf(out, "%s: %s\r\n", n, v);
+        px_add_header(out, n, v);
     }
     if (xff == 1)
         evbuffer_add_printf(out, ", %s\r\n", peer);

@@ -125,6 +125,26 @@ int px_hop_by_hop(const char *name)
     return 0;
 }
 
+/* Append "name: value\r\n" (one evbuffer_add for ordinary sizes; no printf on the hot path). */
+void px_add_header(struct evbuffer *out, const char *name, const char *value)
+{
+    size_t nl = strlen(name), vl = strlen(value);
+    char line[PX_HEADER_LINE_INLINE];
+
+    if (nl + vl + 4 > sizeof line) {
+        evbuffer_add(out, name, nl);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, value, vl);
+        evbuffer_add(out, "\r\n", 2);
+        return;
+    }
+    memcpy(line, name, nl);
+    memcpy(line + nl, ": ", 2);
+    memcpy(line + nl + 2, value, vl);
+    memcpy(line + nl + 2 + vl, "\r\n", 2);
+    evbuffer_add(out, line, nl + vl + 4);
+}
+
 /* Reason phrase for the statuses the proxy produces itself. */
 const char *px_reason(int status)
 {

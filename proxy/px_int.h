@@ -17,6 +17,7 @@
 #define PX_PIPELINE_MAX (1024 * 1024)   /* buffered pipelined input before reads pause */
 #define PX_RESP_HEAD_MAX (256 * 1024)   /* largest upstream response head accepted */
 #define PX_PEER_MAX 64                  /* textual client address */
+#define PX_HEADER_LINE_INLINE 512       /* header lines up to this are built on the stack */
 
 typedef struct px_server px_server;
 typedef struct px_sock px_sock;
@@ -200,6 +201,7 @@ int px_hdrs_end_piece(px_hdrs *h, int is_value);
 const char *px_hdrs_get(const px_hdrs *h, const char *name);
 int px_header_listed(const char *list, const char *name);
 int px_hop_by_hop(const char *name);
+void px_add_header(struct evbuffer *out, const char *name, const char *value);
 const char *px_reason(int status);
 void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
 

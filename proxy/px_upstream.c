@@ -141,14 +141,17 @@ static void send_head(px_up *u)
     for (i = 0; i < u->hdrs.n; i++) {
         const char *n = u->hdrs.buf + u->hdrs.name[i], *v = u->hdrs.buf + u->hdrs.value[i];
         if (strcasecmp(n, "transfer-encoding") == 0 && r->relay_raw) {
-            evbuffer_add_printf(out, "%s: %s\r\n", n, v);   /* framing passes through as is */
+            px_add_header(out, n, v);           /* framing passes through as is */
             continue;
         }
         if (px_hop_by_hop(n) || (conn_hdr && px_header_listed(conn_hdr, n)))
             continue;
-        evbuffer_add_printf(out, "%s: %s\r\n", n, v);
+        px_add_header(out, n, v);
     }
-    evbuffer_add_printf(out, "%s%s\r\n", r->extra, r->close_after ? "Connection: close\r\n" : "");
+    evbuffer_add(out, r->extra, strlen(r->extra));
+    if (r->close_after)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    evbuffer_add(out, "\r\n", 2);
     r->head_sent = 1;
     if (s->hooks.on_head)
         s->hooks.on_head(s->hooks.ud, &r->hook_data, &r->v);
