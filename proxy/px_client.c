@@ -30,6 +30,8 @@ static px_req *req_new(px_conn *c)
         return NULL;
     r->conn = c;
     r->v.t_start = px_now();
+    llhttp_init(&r->parser, HTTP_REQUEST, &req_settings);
+    r->parser.data = c;
     r->v.method = r->method;
     r->v.path = "";
     r->v.content_type = "";
@@ -139,11 +141,7 @@ static int on_message_begin(llhttp_t *p)
 {
     px_conn *c = CONN(p);
 
-    if (!c->req) {
-        c->req = req_new(c);
-        if (!c->req || px_sock_ensure(c->sk) < 0)
-            return -1;
-    }
+    c->req->v.t_start = px_now();
     c->last_byte = 0;
     conn_arm(c, PX_T_HEADER);                   /* slowloris: whole head within the limit */
     return 0;
@@ -433,12 +431,12 @@ static int head_bad(px_conn *c, const char *p, size_t n)
 static int feed(px_conn *c, const char *p, size_t len, size_t *used)
 {
     int in_head = !c->req || c->req->state == RQ_HEAD;
-    llhttp_errno_t e = llhttp_execute(&c->parser, p, len);
+    llhttp_errno_t e = llhttp_execute(&c->req->parser, p, len);
 
     *used = len;
     if (e == HPE_PAUSED) {
-        *used = (size_t)(llhttp_get_error_pos(&c->parser) - p);
-        llhttp_resume(&c->parser);
+        *used = (size_t)(llhttp_get_error_pos(&c->req->parser) - p);
+        llhttp_resume(&c->req->parser);
     } else if (e != HPE_OK) {
         int st = c->err_status ? c->err_status : 400;
         px_log(PX_LOG_DEBUG, "bad request", "\"status\":%d,\"llhttp\":\"%s\"", st,
@@ -472,6 +470,15 @@ static int conn_parse(px_conn *c)
         size_t used;
         int rc, was_head = c->req && c->req->state == RQ_HEAD;
 
+        if (!c->req && evbuffer_get_length(in) > 0) {
+            /* why: the exchange (and its parser) exists only once bytes arrive, so an idle
+             * keep-alive connection carries neither */
+            c->req = req_new(c);
+            if (!c->req || px_sock_ensure(c->sk) < 0) {
+                conn_free(c);
+                return 0;
+            }
+        }
         if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0) {
             /* why: a body-less request paused at the end of its head completes only when the
              * parser runs again; it needs no further byte to do so */
@@ -654,8 +661,6 @@ void px_conn_response_done(px_conn *c)
         px_server_maybe_exit(s);
         return;
     }
-    llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
-    c->parser.data = c;
     conn_arm(c, PX_T_IDLE);
     px_sock_read(c->sk, 1);
     if (conn_parse(c))                          /* pipelined requests already buffered */
@@ -721,8 +726,6 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
-    c->parser.data = c;
     px_sock_setcb(c->sk, conn_readcb, conn_writecb, conn_eventcb, c);
     c->sk->wlow = PX_LOW_WATERMARK;
     if (s->nconns > s->cfg->max_connections) {

@@ -101,6 +101,7 @@ typedef enum {
 /* One request/response exchange; lives from the head's first byte to the end of the response. */
 struct px_req {
     px_conn *conn;              /* client connection it arrived on */
+    llhttp_t parser;            /* request parser (strict; data = conn) */
     px_up *up;                  /* upstream connection serving it, or NULL */
     px_rq_state state;          /* phase */
     px_req_view v;              /* what the hooks see */
@@ -132,7 +133,6 @@ struct px_req {
 struct px_conn {
     px_server *srv;             /* owner */
     px_sock *sk;                /* client socket */
-    llhttp_t parser;            /* request parser (strict) */
     px_req *req;                /* exchange in progress, or NULL between requests */
     px_conn *prev, *next;       /* server's connection list */
     px_conn *tprev, *tnext;     /* timeout list (see conn_arm) */
