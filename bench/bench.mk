@@ -27,7 +27,8 @@ bench: deps
 	@$(MAKE) --no-print-directory $(PROXY) $(SIM) $(LBLOAD)
 	@mkdir -p $(BUILD)/bench
 	@$(MAKE) --no-print-directory bench-scoring | tee $(BUILD)/bench/scoring.txt
-	@LB_BUILD=$(BUILD) BENCH_SCORING=$(BUILD)/bench/scoring.txt ./bench/bench.sh
+	@$(MAKE) --no-print-directory bench-usage | tee $(BUILD)/bench/usage.txt
+	@LB_BUILD=$(BUILD) BENCH_SCORING=$(BUILD)/bench/scoring.txt BENCH_USAGE=$(BUILD)/bench/usage.txt ./bench/bench.sh
 
 SOAK_REQUESTS ?= 1000000
 soak: deps

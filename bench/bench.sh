@@ -30,10 +30,13 @@ cleanup() {
 }
 trap cleanup EXIT
 die() { echo "bench: $*" >&2; for f in "$tmp"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
-freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind)
-    local p
+freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind), below the
+    # ephemeral range: a port in it can be the local end of any outgoing connection, and then
+    # the listener cannot bind it (seen: "Address already in use" while other tests ran)
+    local p lo
+    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null); [ "${lo:-0}" -gt 21000 ] || lo=32768
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % (lo - 20000)))
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
     done
 }
@@ -46,6 +49,10 @@ waitport() {  # port: wait until it accepts (the servers print nothing at --log-
 }
 rss_kib() { awk '/^VmRSS:/ {s += $2} END {print s + 0}' "${@/#//proc/}" 2>/dev/null; }
 rss_of() { local s=0; for p in "$@"; do s=$((s + $(awk '/^VmRSS:/ {print $2}' /proc/"$p"/status))); done; echo $s; }
+cpu_ticks() {  # pids: user + system CPU clock ticks so far (fields 14 and 15 of /proc/PID/stat)
+    local p; for p in "$@"; do cat /proc/"$p"/stat; done | awk '{ sub(/^.*\) /, ""); s += $12 + $13 } END { print s + 0 }'
+}
+server_pids() { case $1 in litebrain) echo $LBPID ;; nginx) echo $NGPID $NGWORKER ;; esac; }  # target
 
 # ---- the upstream: one simulator for every case, never pinned (it serves all three) ----
 "$SIM" --listen 127.0.0.1:0 --parallel 8192 --max-queue 65536 \
@@ -148,11 +155,17 @@ done
 echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct, litebrain, nginx)" >&2
 for round in $(seq 1 "$ROUNDS"); do
     for t in $TARGETS; do
+        srv=$(server_pids $t)
+        c0=$([ -n "$srv" ] && cpu_ticks $srv)
         out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \
               "http://127.0.0.1:${PORT[$t]}/api/generate") || die "wrk on $t failed"
         rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
         p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
         p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+        if [ -n "$srv" ]; then   # the server's CPU time per answered request, in µs
+            echo "small $t cpu_us $(echo "$out" | awk -v c=$(($(cpu_ticks $srv) - c0)) -v hz=$(getconf CLK_TCK) \
+                '/ requests in / { printf "%.1f", c * 1e6 / hz / $1 }')" >>"$R"
+        fi
         errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "sock"}' | head -1)
         echo "small $t rps $rps" >>"$R"
         echo "small $t p50 $p50" >>"$R"
@@ -235,7 +248,7 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 
 for t in $TARGETS; do
-    for m in rps p50 p99; do eval "S_${m}_$t=$(med small $t $m)"; done
+    for m in rps p50 p99 cpu_us; do eval "S_${m}_$t=$(med small $t $m)"; done
     for m in ttfb ttfb99 lag lag99 gap; do eval "T_${m}_$t=$(med stream $t $m)"; done
     eval "G_$t=$(med big $t lat)"
     eval "GA_$t=$(med big $t add)"
@@ -259,6 +272,7 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | small /api/generate, wrk -c$SMALL_CONNS | req/s | $S_rps_direct | $S_rps_litebrain | $S_rps_nginx | $(ratio $S_rps_litebrain $S_rps_nginx) | ≥ 1.20 | $(verdict $(awk -v a=$S_rps_litebrain -v b=$S_rps_nginx 'BEGIN{print (a >= 1.2 * b)}')) |
 | | p50 ms | $S_p50_direct | $S_p50_litebrain | $S_p50_nginx | $(ratio $S_p50_litebrain $S_p50_nginx) | | |
 | | p99 ms | $S_p99_direct | $S_p99_litebrain | $S_p99_nginx | $(ratio $S_p99_litebrain $S_p99_nginx) | | |
+| | server CPU µs per request (user + sys) | — | $S_cpu_us_litebrain | $S_cpu_us_nginx | $(ratio $S_cpu_us_litebrain $S_cpu_us_nginx) | | |
 | stream, $STREAM_CONNS × $STREAM_TOKENS lines @ $((1000 / STREAM_TPS)) ms | TTFB p50 ms | $T_ttfb_direct | $T_ttfb_litebrain | $T_ttfb_nginx | | | |
 | | TTFB added ms | — | $lb_ttfb_add | $ng_ttfb_add | $(ratio $lb_ttfb_add $ng_ttfb_add) | ≤ nginx | $(verdict $(awk -v a=$lb_ttfb_add -v b=$ng_ttfb_add 'BEGIN{print (a <= b)}')) |
 | | TTFB p99 ms | $T_ttfb99_direct | $T_ttfb99_litebrain | $T_ttfb99_nginx | | | |
@@ -280,6 +294,8 @@ if [ -n "${BENCH_SCORING:-}" ] && [ -s "$BENCH_SCORING" ]; then
          split($2, j, " ")
          printf "| scoring (make bench-scoring): %s | MB/s | | %s | | | jansson json_loadb: %s MB/s | |\n", shape, f[n - 2], j[1] }' "$BENCH_SCORING"
 fi
+# rows of `make bench-usage` (token scanner mx_usage_feed): "<shape words> <bytes> <MB/s> <per body> us"
+[ -s "${BENCH_USAGE:-}" ] && awk 'NF > 4 && $NF == "us" && $1 != "shape" { s = $1; for (i = 2; i <= NF - 4; i++) s = s " " $i; printf "| usage scanner (make bench-usage): %s | MB/s | | %s | | | | |\n", s, $(NF - 2) }' "$BENCH_USAGE"
 [ -n "$errors" ] && { echo; echo "errors seen:"; echo "$errors"; }
 echo
 echo "raw samples: (case target metric value)"

@@ -18,10 +18,13 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; r
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind)
-    local p
+freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind), below the
+    # ephemeral range: a port in it can be the local end of any outgoing connection, and then
+    # the listener cannot bind it (seen: "Address already in use" while other tests ran)
+    local p lo
+    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null); [ "${lo:-0}" -gt 21000 ] || lo=32768
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % (lo - 20000)))
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
     done
 }
