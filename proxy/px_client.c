@@ -346,6 +346,29 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---------- dispatch ---------- */
 
+/* 1 when request header n is not forwarded: replaced (Host, Content-Length), answered here
+ * (Expect), hop-by-hop, or named in the Connection header. */
+static int drop_request_header(const char *n, const char *conn_hdr)
+{
+    switch (n[0] | 0x20) {                      /* cheap first-letter filter */
+    case 'h':
+        if (strcasecmp(n, "host") == 0)
+            return 1;
+        break;
+    case 'c':
+        if (strcasecmp(n, "content-length") == 0)
+            return 1;
+        break;
+    case 'e':
+        if (strcasecmp(n, "expect") == 0)
+            return 1;
+        break;
+    default:
+        break;
+    }
+    return px_hop_by_hop(n) || (conn_hdr && px_header_listed(conn_hdr, n));
+}
+
 /* Build the upstream request (Host rewritten, hop-by-hop dropped, X-Forwarded-For appended,
  * body framed with Content-Length) and hand it to the upstream side. */
 static void req_dispatch(px_conn *c)
@@ -354,15 +377,12 @@ static void req_dispatch(px_conn *c)
     px_req *r = c->req;
     const char *conn_hdr = px_hdrs_get(&r->hdrs, "connection");
     struct evbuffer *out = r->upreq = evbuffer_new();
-    char peer[PX_PEER_MAX] = "unknown";
     int i, xff = 0;
 
     if (!out) {
         conn_error(c, 502, "proxy out of memory", 1);
         return;
     }
-    if (c->peer_family == AF_INET || c->peer_family == AF_INET6)
-        inet_ntop(c->peer_family, c->peer, peer, sizeof peer);
     conn_arm(c, PX_T_NONE);
     r->state = RQ_UPSTREAM;
     s->inflight++;
@@ -371,31 +391,36 @@ static void req_dispatch(px_conn *c)
                             sizeof r->extra);
         r->hooked = 1;
     }
-    evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", r->method, r->target,
-                        s->cfg->upstream_authority);
+    evbuffer_add(out, r->method, strlen(r->method));
+    evbuffer_add(out, " ", 1);
+    evbuffer_add(out, r->target, r->target_len);
+    evbuffer_add(out, " HTTP/1.1\r\n", 11);
+    px_add_header(out, "Host", s->cfg->upstream_authority);
     for (i = 0; i < r->hdrs.n; i++) {
-        const char *n = r->hdrs.buf + r->hdrs.name[i], *v = r->hdrs.buf + r->hdrs.value[i];
-        if (strcasecmp(n, "host") == 0 || strcasecmp(n, "content-length") == 0 ||
-            strcasecmp(n, "expect") == 0 || px_hop_by_hop(n) ||
-            (conn_hdr && px_header_listed(conn_hdr, n)))
-            continue;
-        if (strcasecmp(n, "x-forwarded-for") == 0) {
-            evbuffer_add_printf(out, "%s%s", xff ? ", " : "X-Forwarded-For: ", v);
+        const char *n = r->hdrs.buf + r->hdrs.name[i];
+        if (strcasecmp(n, "x-forwarded-for") == 0)
             xff = 1;
-            continue;
-        }
-        if (xff == 1) {                         /* close the combined X-Forwarded-For line */
-            evbuffer_add_printf(out, ", %s\r\n", peer);
-            xff = 2;
-        }
-        px_add_header(out, n, v);
+        else if (!drop_request_header(n, conn_hdr))
+            px_add_header(out, n, r->hdrs.buf + r->hdrs.value[i]);
     }
-    if (xff == 1)
-        evbuffer_add_printf(out, ", %s\r\n", peer);
-    else if (xff == 0)
-        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", peer);
-    if (r->has_body)
-        evbuffer_add_printf(out, "Content-Length: %zu\r\n", r->body_len);
+    /* one X-Forwarded-For line: every incoming value in order, then this client */
+    evbuffer_add(out, "X-Forwarded-For: ", 17);
+    for (i = 0; xff && i < r->hdrs.n; i++) {
+        const char *v = r->hdrs.buf + r->hdrs.value[i];
+        if (strcasecmp(r->hdrs.buf + r->hdrs.name[i], "x-forwarded-for") == 0) {
+            evbuffer_add(out, v, strlen(v));
+            evbuffer_add(out, ", ", 2);
+        }
+    }
+    evbuffer_add(out, c->peer_text, strlen(c->peer_text));
+    evbuffer_add(out, "\r\n", 2);
+    if (r->has_body) {
+        char num[24];
+        int k = snprintf(num, sizeof num, "%zu", r->body_len);
+        evbuffer_add(out, "Content-Length: ", 16);
+        evbuffer_add(out, num, (size_t)k);
+        evbuffer_add(out, "\r\n", 2);
+    }
     evbuffer_add(out, "\r\n", 2);
     if (r->body_len > 0) {
         /* why: no copy of a body that may be 64 MiB; r outlives every upstream buffer that
@@ -716,11 +741,15 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->peer_family = sa->sa_family;
+    /* formatted once per connection, not per request */
     if (sa->sa_family == AF_INET)
-        memcpy(c->peer, &((struct sockaddr_in *)sa)->sin_addr, 4);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer_text,
+                  sizeof c->peer_text);
     else if (sa->sa_family == AF_INET6)
-        memcpy(c->peer, &((struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer_text,
+                  sizeof c->peer_text);
+    else
+        snprintf(c->peer_text, sizeof c->peer_text, "unknown");
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

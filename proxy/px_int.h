@@ -16,7 +16,6 @@
 #define PX_EXTRA_HEADERS_MAX 256        /* response headers the hooks may add */
 #define PX_PIPELINE_MAX (1024 * 1024)   /* buffered pipelined input before reads pause */
 #define PX_RESP_HEAD_MAX (256 * 1024)   /* largest upstream response head accepted */
-#define PX_PEER_MAX 64                  /* textual client address */
 #define PX_HEADER_LINE_INLINE 512       /* header lines up to this are built on the stack */
 
 typedef struct px_server px_server;
@@ -141,8 +140,7 @@ struct px_conn {
     int err_status;             /* status a parser callback asked for (413/431/417) */
     int closing;                /* close once the output has drained */
     int last_byte;              /* last head byte seen (line-end checks across reads) */
-    unsigned char peer[16];     /* client IP (binary; formatted per request for X-Forwarded-For) */
-    int peer_family;            /* AF_INET / AF_INET6, 0 unknown */
+    char peer_text[INET6_ADDRSTRLEN]; /* client IP for X-Forwarded-For */
 };
 
 /* An upstream (Ollama) connection: in the idle pool or serving one request. */

@@ -137,7 +137,13 @@ static void send_head(px_up *u)
     r->v.content_type = px_hdrs_get(&u->hdrs, "content-type");
     if (!r->v.content_type)
         r->v.content_type = "";
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, u->reason);
+    {
+        char line[16];                          /* "HTTP/1.1 NNN " */
+        snprintf(line, sizeof line, "HTTP/1.1 %03d ", status % 1000);
+        evbuffer_add(out, line, 13);
+        evbuffer_add(out, u->reason, u->reason_len);
+        evbuffer_add(out, "\r\n", 2);
+    }
     for (i = 0; i < u->hdrs.n; i++) {
         const char *n = u->hdrs.buf + u->hdrs.name[i], *v = u->hdrs.buf + u->hdrs.value[i];
         if (strcasecmp(n, "transfer-encoding") == 0 && r->relay_raw) {
