@@ -70,11 +70,7 @@ enum { SS_POD_GONE = 0, SS_POD_STARTING, SS_POD_READY, SS_POD_DRAINING };
 
 /* The loop thread's accumulator in k8s/k8s_ctl.c, for the leader pod. */
 typedef struct ss_acc {
-    int inflight;               /* started, not finished */
-    double inflight_w;          /* their weights */
-    double wsum;                /* weights started since the last evaluation */
-    int wn;                     /* requests started since the last evaluation */
-    double weight;              /* mean weight carried between evaluations */
+    k8s_load load;              /* the controller's own weight bookkeeping */
 } ss_acc;
 
 /* One run's world. */
@@ -267,10 +263,7 @@ static void req_finish(ss_world *w, int pi, int ri)
                        r->end);
     if (pi == 0) {
         mx_active_add(-1);
-        if (w->acc.inflight > 0) {
-            w->acc.inflight--;
-            w->acc.inflight_w = w->acc.inflight ? fmax(0, w->acc.inflight_w - r->weight) : 0;
-        }
+        k8s_load_finish(&w->acc.load, r->weight);
     }
     w->st->served++;
 }
@@ -371,10 +364,7 @@ static void req_arrive(ss_world *w, int ri)
     if (best == 0) {
         mx_score_observe(res.score, r->t);
         mx_active_add(1);
-        w->acc.inflight++;
-        w->acc.inflight_w += r->weight;
-        w->acc.wsum += r->weight;
-        w->acc.wn++;
+        k8s_load_start(&w->acc.load, r->weight);
     }
     if (pd->qtail >= 0)
         w->tr->r[pd->qtail].next = ri;
@@ -401,20 +391,14 @@ static int engine_eval(ss_world *w, k8s_engine *e, double now)
                 gauge_value(&leader->g, w->p, now), cx, now);
         exit(2);
     }
-    if (a->wn > 0)
-        a->weight = a->wsum / a->wn;
-    else if (leader->active == 0)
-        a->weight = 1.0;
-    a->wsum = 0;
-    a->wn = 0;
-    mean_w = a->inflight > 0 ? a->inflight_w / a->inflight : a->weight;
+    mean_w = k8s_load_roll(&a->load, leader->active);
     memset(&s, 0, sizeof s);
     s.now = now;
     s.complexity = cx;
     s.active = leader->active;
     s.waiting = leader->waiting;
     s.load = leader->active * mean_w;
-    s.weight = a->weight;
+    s.weight = a->load.weight;
     s.current = w->live;
     s.floor = e->started ? e->floor : -1;
     s.ceiling = w->p->max_replicas;
@@ -519,7 +503,7 @@ int ss_run(const ss_config *c, const sc_policy *p, const ss_trace *trc, ss_kind 
     w->p = p;
     w->tr = tr;
     w->st = st;
-    w->acc.weight = 1.0;
+    w->acc.load.weight = 1.0;
     w->weight = sc_policy_weight(p, c->model);
     st->name = ss_names[kind];
     st->fixed_n = fixed_n;

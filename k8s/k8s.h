@@ -64,6 +64,23 @@ void k8s_collect_metrics(struct evbuffer *out, void *ud);
 /* /debug/scaling JSON body (an mx_debug_fn): mode, leader, replicas, window, decisions. */
 void k8s_debug_json(struct evbuffer *out, void *ud);
 
+/* ---- model-weight bookkeeping of the hints (k8s_policy.c), shared with bench/'s simulator ---- */
+
+typedef struct k8s_load {
+    int inflight;               /* requests started minus finished */
+    double inflight_w;          /* sum of their model weights */
+    double wsum;                /* weights of requests started since the last evaluation */
+    int wn;                     /* how many */
+    double weight;              /* mean weight carried between evaluations (start it at 1.0) */
+} k8s_load;
+
+void k8s_load_start(k8s_load *l, double weight);      /* a request of that weight started */
+void k8s_load_finish(k8s_load *l, double weight);     /* ... and finished */
+/* Close an evaluation period with `active` requests in flight: update the recent mean weight
+ * (kept while nothing started; 1.0 once idle) and return the mean weight of what is in flight,
+ * so the snapshot's load is active × it. */
+double k8s_load_roll(k8s_load *l, int active);
+
 /* ---- the pure policy engine: (policy, state, snapshot, now) -> decision (k8s_policy.c) ----
  * No clock, no I/O, no globals: tests and bench/'s scaling simulator drive it with a fake
  * clock.  The controller thread calls k8s_engine_eval every evaluationIntervalSeconds. */

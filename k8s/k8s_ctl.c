@@ -19,11 +19,7 @@ typedef struct hint_acc {
     double complexity;          /* last TICK's decayed gauge */
     int active;                 /* last TICK's active requests */
     int waiting;                /* last TICK's waiting requests */
-    int inflight;               /* started minus finished (from START/FINISH) */
-    double inflight_w;          /* sum of weights of those */
-    double wsum;                /* weights of requests started since the last evaluation */
-    int wn;                     /* how many */
-    double weight;              /* mean weight carried between evaluations */
+    k8s_load load;              /* model weights of started / in-flight requests */
 } hint_acc;
 
 /* What the cluster said at the last read. */
@@ -109,24 +105,18 @@ static void drain_hints(ctl *c)
         double w = h.weight > 0 ? h.weight : 1.0;
         switch (h.kind) {
         case K8S_HINT_START:
-            a->inflight++;
-            a->inflight_w += w;
-            a->wsum += w;
-            a->wn++;
+            k8s_load_start(&a->load, w);
             break;
         case K8S_HINT_FINISH:
-            if (a->inflight > 0) {
-                a->inflight--;
-                a->inflight_w = a->inflight ? fmax(0, a->inflight_w - w) : 0;
-            }
+            k8s_load_finish(&a->load, w);
             break;
         case K8S_HINT_TICK:
             a->complexity = h.complexity;
             a->active = h.active;
             a->waiting = h.waiting;
             if (h.active == 0) {        /* why: resync, in case a hint was dropped */
-                a->inflight = 0;
-                a->inflight_w = 0;
+                a->load.inflight = 0;
+                a->load.inflight_w = 0;
             }
             break;
         }
@@ -387,20 +377,14 @@ static void evaluate(ctl *c, double now)
     double mean_w;
 
     observe_cluster(c);
-    if (a->wn > 0)
-        a->weight = a->wsum / a->wn;
-    else if (a->active == 0)
-        a->weight = 1.0;
-    a->wsum = 0;
-    a->wn = 0;
-    mean_w = a->inflight > 0 ? a->inflight_w / a->inflight : a->weight;
+    mean_w = k8s_load_roll(&a->load, a->active);
     memset(&s, 0, sizeof s);
     s.now = now;
     s.complexity = a->complexity;
     s.active = a->active;
     s.waiting = a->waiting;
     s.load = a->active * mean_w;
-    s.weight = a->weight;
+    s.weight = a->load.weight;
     s.current = c->cl.current;
     s.floor = c->cl.floor;
     s.ceiling = c->cl.ceiling;
@@ -510,7 +494,7 @@ int k8s_start(k8s_mode m, const sc_policy *p, char *err, size_t errlen)
         goto fail;
     k8s_lease_init(&c->lease, &c->cfg);
     k8s_engine_init(&c->engine);
-    c->acc.weight = 1.0;
+    c->acc.load.weight = 1.0;
     c->cl.current = c->cl.floor = c->cl.ceiling = -1;
     c->cl.pod_cpu_m = c->cl.pod_mem = -1;
     c->resize_sent_cpu = c->resize_sent_mem = -1;

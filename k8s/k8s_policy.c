@@ -320,3 +320,32 @@ void k8s_mem_format(int64_t bytes, char *out, size_t cap)
     }
     snprintf(out, cap, "%lld", (long long)bytes);
 }
+
+/* ---- model-weight bookkeeping ---- */
+
+void k8s_load_start(k8s_load *l, double weight)
+{
+    l->inflight++;
+    l->inflight_w += weight;
+    l->wsum += weight;
+    l->wn++;
+}
+
+void k8s_load_finish(k8s_load *l, double weight)
+{
+    if (l->inflight > 0) {
+        l->inflight--;
+        l->inflight_w = l->inflight ? fmax(0, l->inflight_w - weight) : 0;
+    }
+}
+
+double k8s_load_roll(k8s_load *l, int active)
+{
+    if (l->wn > 0)
+        l->weight = l->wsum / l->wn;
+    else if (active == 0)
+        l->weight = 1.0;
+    l->wsum = 0;
+    l->wn = 0;
+    return l->inflight > 0 ? l->inflight_w / l->inflight : l->weight;
+}
