@@ -23,7 +23,8 @@ import {
 } from './harness.mjs';
 import {
     ADAPTER_MANIFEST, DASHBOARD, MAIN_MANIFEST, MANIFEST_DIR, REPO, adapterExprs, dashboardExprs,
-    designContract, designKubectlCommands, designSeedPolicy, find, loadDocs, metricNames,
+    designContract, designCopyData, designKubectlCommands, designSaDir, designSeedPolicy, find,
+    haveDesign, loadDocs, metricNames,
     proxyContract, unknownFields, validateDoc,
 } from '../rules/manifests-lib.mjs';
 
@@ -161,6 +162,20 @@ function resolveKubectl(cmd) {
     assert.fail(`${cmd}: verb ${verb} not understood by this test`);
 }
 
+test('the committed copy of the contract (test/rules/design-contract.json) equals DESIGN.md', (t) => {
+    if (!haveDesign()) {
+        t.skip('shared/DESIGN.md is not beside this checkout; the tests use the committed copy');
+        return;
+    }
+    const copy = designCopyData();
+    const c = designContract();
+    assert.deepEqual(copy.flags, c.flags);
+    assert.deepEqual([...copy.env].sort(), [...c.env].sort());
+    assert.deepEqual(copy.seedPolicy, designSeedPolicy());
+    assert.deepEqual(copy.kubectlCommands, designKubectlCommands());
+    assert.equal(copy.saDir, designSaDir());
+});
+
 test('the seed\'s kubectl commands (DESIGN §7) find their objects', () => {
     const cmds = designKubectlCommands();
     assert.ok(cmds.length >= 4, JSON.stringify(cmds));
@@ -267,7 +282,7 @@ test('the sidecar runs non-root, read-only, unprivileged, small, with the policy
     // token: only the sidecar gets it, at the directory the controller reads
     assert.equal(pod.automountServiceAccountToken, false);
     assert.equal(pod.serviceAccountName, 'litebrain-scaler');
-    const saDir = /`LITEBRAIN_K8S_SA_DIR`, default `([^`]+)`/.exec(fs.readFileSync(designContract().source, 'utf8'))[1];
+    const saDir = designSaDir();
     assert.ok(!sideEnv.LITEBRAIN_K8S_SA_DIR);
     const tokMount = sidecar.volumeMounts.find((m) => m.mountPath === saDir);
     assert.ok(tokMount, `token mounted at ${saDir}`);

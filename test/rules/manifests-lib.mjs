@@ -22,8 +22,13 @@ export const MANIFEST_DIR = path.join(REPO, 'k8s', 'manifests');
 export const MAIN_MANIFEST = path.join(MANIFEST_DIR, 'ollama-scaling-k8s.yaml');
 export const ADAPTER_MANIFEST = path.join(MANIFEST_DIR, 'prometheus-adapter-rules.yaml');
 export const DASHBOARD = path.join(REPO, 'k8s', 'dashboards', 'litebrain.json');
-/* The contract lives in shared/ beside the checkout (also in CI); LB_DESIGN overrides. */
+/* The contract lives in shared/ beside the checkout; LB_DESIGN overrides.  Where it is absent
+ * (a bare clone in CI) the tests read DESIGN_COPY, the excerpts they need, which a test keeps
+ * equal to DESIGN.md whenever that file is present. */
 export const DESIGN = process.env.LB_DESIGN || path.resolve(REPO, '..', 'shared', 'DESIGN.md');
+export const DESIGN_COPY = path.resolve(REPO, 'test', 'rules', 'design-contract.json');
+export const haveDesign = () => fs.existsSync(DESIGN);
+const designCopy = () => JSON.parse(fs.readFileSync(DESIGN_COPY, 'utf8'));
 export const RELEASE_BIN = path.join(REPO, 'build', 'litebrain-proxy');
 const HELP_TIMEOUT_MS = 10000;   // --help must answer within this (it is instant)
 
@@ -295,6 +300,10 @@ export function proxyContract(bin = fs.existsSync(RELEASE_BIN) ? RELEASE_BIN
 
 /* The same from DESIGN §2's table and its "Kubernetes settings" paragraph. */
 export function designContract() {
+    if (!haveDesign()) {
+        const c = designCopy();
+        return { flags: c.flags, env: new Set(c.env), source: DESIGN_COPY };
+    }
     const text = fs.readFileSync(DESIGN, 'utf8');
     const sec = text.slice(text.indexOf('## 2.'), text.indexOf('## 3.'));
     const flags = [];
@@ -310,6 +319,8 @@ export function designContract() {
 
 /* DESIGN §6's policy JSON block, parsed. */
 export function designSeedPolicy() {
+    if (!haveDesign())
+        return designCopy().seedPolicy;
     const text = fs.readFileSync(DESIGN, 'utf8');
     const sec = text.slice(text.indexOf('## 6.'));
     return JSON.parse(/```json\n([\s\S]*?)```/.exec(sec)[1]);
@@ -317,9 +328,23 @@ export function designSeedPolicy() {
 
 /* The seed's kubectl commands as DESIGN §7 writes them. */
 export function designKubectlCommands() {
+    if (!haveDesign())
+        return designCopy().kubectlCommands;
     const text = fs.readFileSync(DESIGN, 'utf8');
     const sec = text.slice(text.indexOf('## 7.'));
     return [...sec.matchAll(/`(kubectl [^`]+)`/g)].map((m) => m[1]);
+}
+
+/* DESIGN §2's default service-account directory. */
+export function designSaDir() {
+    if (!haveDesign())
+        return designCopy().saDir;
+    return /`LITEBRAIN_K8S_SA_DIR`, default `([^`]+)`/.exec(fs.readFileSync(DESIGN, 'utf8'))[1];
+}
+
+/* The committed copy, for the test that keeps it equal to DESIGN.md. */
+export function designCopyData() {
+    return designCopy();
 }
 
 /* ------------------------------------------------------------------ command line */
