@@ -469,7 +469,7 @@ static int feed(px_conn *c, const char *p, size_t len, size_t *used)
         conn_error(c, st, st == 413 ? "request body too large" :
                           st == 431 ? "request header fields too large" :
                           st == 417 ? "unsupported expectation" :
-                          st == 501 ? "method not implemented" : "malformed HTTP request", 1);
+                          st == 501 ? "unsupported method" : "malformed HTTP request", 1);
         return -1;
     }
     if (in_head && head_bad(c, p, *used)) {
