@@ -317,19 +317,10 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
         c->err_status = 413;
         return -1;
     }
-    if (r->body_len + n > r->body_cap) {        /* chunked upload: grow geometrically */
-        size_t cap = r->body_cap ? r->body_cap * 2 : 16384;
-        char *nb;
-        while (cap < r->body_len + n)
-            cap *= 2;
-        if (cap > c->srv->cfg->max_body)
-            cap = c->srv->cfg->max_body;
-        nb = realloc(r->body, cap);
-        if (!nb)
-            return -1;
-        r->body = nb;
-        r->body_cap = cap;
-    }
+    /* a chunked upload has no announced length: the buffer grows as it arrives */
+    if (px_grow(&r->body, &r->body_cap, r->body_len + n, PX_BODY_INITIAL,
+                c->srv->cfg->max_body) < 0)
+        return -1;
     memcpy(r->body + r->body_len, at, n);
     r->body_len += n;
     return 0;

@@ -8,6 +8,27 @@
 
 #define PX_HDRS_INITIAL 1024    /* first allocation of a header buffer */
 
+/* Make *buf hold at least need bytes (need <= max): capacity doubles from first, capped at
+ * max, so appending n bytes at a time stays linear.  -1 when memory ran out (*buf intact). */
+int px_grow(char **buf, size_t *cap, size_t need, size_t first, size_t max)
+{
+    size_t c = *cap ? *cap : first;
+    char *nb;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need)
+        c *= 2;
+    if (c > max)
+        c = max;
+    nb = realloc(*buf, c);
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *cap = c;
+    return 0;
+}
+
 /* Empty header set that may hold up to limit bytes. */
 void px_hdrs_init(px_hdrs *h, size_t limit)
 {
@@ -26,21 +47,9 @@ void px_hdrs_free(px_hdrs *h)
 /* Append raw bytes; -1 when the limit would be passed or memory ran out. */
 static int hdrs_append(px_hdrs *h, const char *p, size_t n)
 {
-    if (h->len + n + 1 > h->limit)
+    if (h->len + n + 1 > h->limit ||
+        px_grow(&h->buf, &h->cap, h->len + n + 1, PX_HDRS_INITIAL, h->limit + 1) < 0)
         return -1;
-    if (h->len + n + 1 > h->cap) {
-        size_t cap = h->cap ? h->cap : PX_HDRS_INITIAL;
-        char *nb;
-        while (cap < h->len + n + 1)
-            cap *= 2;
-        if (cap > h->limit + 1)
-            cap = h->limit + 1;
-        nb = realloc(h->buf, cap);
-        if (!nb)
-            return -1;
-        h->buf = nb;
-        h->cap = cap;
-    }
     memcpy(h->buf + h->len, p, n);
     h->len += n;
     return 0;

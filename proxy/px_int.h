@@ -17,6 +17,7 @@
 #define PX_PIPELINE_MAX (1024 * 1024)   /* buffered pipelined input before reads pause */
 #define PX_RESP_HEAD_MAX (256 * 1024)   /* largest upstream response head accepted */
 #define PX_HEADER_LINE_INLINE 512       /* header lines up to this are built on the stack */
+#define PX_BODY_INITIAL 16384           /* first buffer for a chunked request body */
 
 typedef struct px_server px_server;
 typedef struct px_sock px_sock;
@@ -192,6 +193,7 @@ struct px_server {
 };
 
 /* px_http.c */
+int px_grow(char **buf, size_t *cap, size_t need, size_t first, size_t max);
 void px_hdrs_init(px_hdrs *h, size_t limit);
 void px_hdrs_free(px_hdrs *h);
 int px_hdrs_piece(px_hdrs *h, int is_value, const char *p, size_t n);
