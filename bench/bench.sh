@@ -6,6 +6,7 @@
 #   of `make bench-scoring`, optional)
 set -u
 cd "$(dirname "$0")/.." || exit 2
+. bench/lib.sh
 B=${LB_BUILD:-build}
 PROXY=$B/litebrain-proxy SIM=$B/ollama-sim LOAD=$B/lbload
 ROUNDS=${BENCH_ROUNDS:-5} SECS=${BENCH_SECONDS:-5}
@@ -30,16 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 die() { echo "bench: $*" >&2; for f in "$tmp"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
-freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind), below the
-    # ephemeral range: a port in it can be the local end of any outgoing connection, and then
-    # the listener cannot bind it (seen: "Address already in use" while other tests ran)
-    local p lo
-    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null); [ "${lo:-0}" -gt 21000 ] || lo=32768
-    while :; do
-        p=$((20000 + RANDOM % (lo - 20000)))
-        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
-    done
-}
 waitport() {  # port: wait until it accepts (the servers print nothing at --log-level warn)
     for _ in $(seq 1 100); do
         (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
@@ -55,14 +46,10 @@ cpu_ticks() {  # pids: user + system CPU clock ticks so far (fields 14 and 15 of
 server_pids() { case $1 in litebrain) echo $LBPID ;; nginx) echo $NGPID $NGWORKER ;; esac; }  # target
 
 # ---- the upstream: one simulator for every case, never pinned (it serves all three) ----
-"$SIM" --listen 127.0.0.1:0 --parallel 8192 --max-queue 65536 \
+start_sim --parallel 8192 --max-queue 65536 \
     --model "qwen2.5:3b:0:1000000:8" \
     --model "llama3.2:latest:0:$STREAM_TPS:$STREAM_TOKENS" \
-    --model "codellama:7b:0:2:100000" 2>"$tmp/sim.log" &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q "listening on" "$tmp/sim.log" && break; sleep 0.05; done
-SIMPORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/sim.log")
-[ -n "$SIMPORT" ] || die "simulator did not start"
+    --model "codellama:7b:0:2:100000" || die "simulator did not start"
 
 # ---- litebrain-proxy on core 0, scoring every body, access log off (--log-level warn) ----
 start_proxy() {

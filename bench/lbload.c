@@ -259,6 +259,29 @@ static int pump_in(lb_conn *c, int *started)
     }
 }
 
+/* Handle one epoll event of a request/answer connection: write what the socket takes (once the
+ * whole request is out, wait for reading only), then read if the event allows it.  -1 when a
+ * write failed, or when the read failed (then "lbload: <closed>" is printed); otherwise 0 when
+ * the event was write-only, else pump_in's result (*started as there). */
+static int pump_event(int ep, lb_conn *c, uint32_t events, int *started, const char *closed)
+{
+    int r;
+    if ((events & EPOLLOUT) && c->sent < lb_reqlen) {
+        if (pump_out(c) < 0)
+            return -1;
+        if (c->sent == lb_reqlen) {
+            struct epoll_event e2 = { .events = EPOLLIN, .data.ptr = c };
+            epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e2);
+        }
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return 0;
+    r = pump_in(c, started);
+    if (r < 0)
+        fprintf(stderr, "lbload: %s\n", closed);
+    return r;
+}
+
 /* Mode run (see the top of the file). */
 static int run(int port, int nconn, int nreq)
 {
@@ -372,21 +395,8 @@ static int soak(int port, int nconn, long total)
             if (c->fd < 0)
                 continue;
             use_kind(c, c->kind);
-            if ((ev[i].events & EPOLLOUT) && c->sent < lb_reqlen) {
-                if (pump_out(c) < 0)
-                    return 1;
-                if (c->sent == lb_reqlen) {
-                    struct epoll_event e2 = { .events = EPOLLIN, .data.ptr = c };
-                    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e2);
-                }
-            }
-            if (!(ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-                continue;
-            r = pump_in(c, &st);
-            if (r < 0) {
-                fprintf(stderr, "lbload: soak connection closed by the server\n");
+            if ((r = pump_event(ep, c, ev[i].events, &st, "soak connection closed by the server")) < 0)
                 return 1;
-            }
             if (st && strncmp(c->head, "HTTP/1.1 200", 12) != 0)
                 bad++;
             if (c->kind == LB_CANCEL && !c->in_head) {
@@ -531,19 +541,8 @@ static int hold(int port, int nconn, int idle)
         for (int i = 0; i < n; i++) {
             lb_conn *c = ev[i].data.ptr;
             int st = 0, r, was = c->started;
-            if ((ev[i].events & EPOLLOUT) && c->sent < lb_reqlen && pump_out(c) < 0)
+            if ((r = pump_event(ep, c, ev[i].events, &st, "a held connection closed")) < 0)
                 return 1;
-            if (c->sent == lb_reqlen) {
-                struct epoll_event e2 = { .events = EPOLLIN, .data.ptr = c };
-                epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e2);
-            }
-            if (!(ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
-                continue;
-            r = pump_in(c, &st);
-            if (r < 0) {
-                fprintf(stderr, "lbload: a held connection closed\n");
-                return 1;
-            }
             if (st)
                 c->started = 1;
             if (!idle && c->started && !was)

@@ -6,6 +6,7 @@
 # should have.  Started by `make soak`; exit 0 only when all of that holds.
 set -u
 cd "$(dirname "$0")/.." || exit 2
+. bench/lib.sh
 B=${LB_BUILD:-build}
 PROXY=$B/litebrain-proxy SIM=$B/ollama-sim LOAD=$B/lbload
 N=${SOAK_REQUESTS:-1000000}
@@ -18,25 +19,12 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; r
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind), below the
-    # ephemeral range: a port in it can be the local end of any outgoing connection, and then
-    # the listener cannot bind it (seen: "Address already in use" while other tests ran)
-    local p lo
-    lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null); [ "${lo:-0}" -gt 21000 ] || lo=32768
-    while :; do
-        p=$((20000 + RANDOM % (lo - 20000)))
-        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
-    done
-}
 metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v m="$1" 'index($0, m) == 1 {s += $NF} END {print s + 0}'; }
 rss() { awk '/^VmRSS:/ {print $2}' /proc/$PPID_/status; }
 
-"$SIM" --listen 127.0.0.1:0 --parallel 4096 --max-queue 65536 \
+start_sim --parallel 4096 --max-queue 65536 \
     --model "qwen2.5:3b:0:1000000:8" --model "llama3.2:latest:0:100000:20" \
-    --model "codellama:7b:0:50:1000" 2>"$tmp/sim.log" &
-pids+=($!)
-for _ in $(seq 1 100); do grep -q "listening on" "$tmp/sim.log" && break; sleep 0.05; done
-SIMPORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/sim.log")
+    --model "codellama:7b:0:50:1000"
 PORT=$(freeport) MPORT=$(freeport)
 "$PROXY" --listen 127.0.0.1:$PORT --metrics-listen 127.0.0.1:$MPORT --upstream http://127.0.0.1:$SIMPORT \
     --log-level warn 2>"$tmp/proxy.log" &

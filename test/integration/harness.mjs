@@ -198,6 +198,14 @@ export async function startProxy(args = [], env = {}, opts = {}) {
     return px;
 }
 
+/* For a file whose tests share one sim and one proxy in front of it: starts both (the proxy's
+ * defaults, upstream the sim); call it in before().  Resolves to {sim, px}. */
+export async function startSimAndProxy() {
+    const sim = await startSim();
+    const px = await startProxy([], {}, { sim });
+    return { sim, px };
+}
+
 /* Stop every process still running (for after()). */
 export async function stopAll() {
     await Promise.all([...live].map((p) => p.stop('SIGKILL')));

@@ -7,14 +7,11 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import {
     MODEL, RawClient, buildRequest, evHeaders, freePort, hostOf, itest, rawRequest, startProxy,
-    startSim, stopAll, WAIT_TIMEOUT_MS,
+    startSimAndProxy, stopAll, WAIT_TIMEOUT_MS,
 } from './harness.mjs';
 
 let sim; let px;
-before(async () => {
-    sim = await startSim();
-    px = await startProxy([], {}, { sim });
-});
+before(async () => ({ sim, px } = await startSimAndProxy()));
 after(stopAll);
 
 const json = (o) => JSON.stringify(o);

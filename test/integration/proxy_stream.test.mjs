@@ -11,14 +11,11 @@ import { after, before } from 'node:test';
 import {
     ChunkedDecoder, HOST, MODEL, RawClient, SLOW, WAIT_TIMEOUT_MS, buildRequest, hostOf, itest,
     metricValue, parseChunked, parseResponse, pollUntil, procRssKiB, rawRequest, scrapeMetrics,
-    startProxy, startSim, stopAll,
+    startProxy, startSim, startSimAndProxy, stopAll,
 } from './harness.mjs';
 
 let sim; let px;
-before(async () => {
-    sim = await startSim();
-    px = await startProxy([], {}, { sim });
-});
+before(async () => ({ sim, px } = await startSimAndProxy()));
 after(stopAll);
 
 const genReq = (port, fault, tag, extra = {}) => buildRequest('POST', `/api/generate?t=${tag}`, [

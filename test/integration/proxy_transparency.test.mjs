@@ -10,14 +10,11 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import {
     EMBED_MODEL, MODEL, buildRequest, hostOf, itest, normHeaders, rawRequest, startProxy,
-    startSim, stopAll, SLOW,
+    startSimAndProxy, stopAll, SLOW,
 } from './harness.mjs';
 
 let sim; let px;
-before(async () => {
-    sim = await startSim();
-    px = await startProxy([], {}, { sim });
-});
+before(async () => ({ sim, px } = await startSimAndProxy()));
 after(stopAll);
 
 const HOP = ['connection', 'keep-alive'];

@@ -57,6 +57,32 @@ static sc_result generate(sc_scorer *s, const char *model, const char *prompt)
     return r;
 }
 
+/* Assert that every feature in got equals the one in want, field by field (a failure names the
+ * field).  Fields a test leaves out of want are expected to be 0. */
+static void assert_features(const sc_features *got, const sc_features *want)
+{
+#define FEATURE_EQ(x)                                                                         \
+    do {                                                                                      \
+        if (got->x != want->x)                                                                \
+            fail_msg("feature %s: %llu, want %llu", #x, (unsigned long long)got->x,            \
+                     (unsigned long long)want->x);                                            \
+    } while (0)
+    FEATURE_EQ(json_ok);
+    FEATURE_EQ(words);
+    FEATURE_EQ(history_msgs);
+    FEATURE_EQ(history_words);
+    FEATURE_EQ(keyword_hits);
+    FEATURE_EQ(context_tokens);
+    FEATURE_EQ(num_ctx);
+    FEATURE_EQ(num_predict);
+    FEATURE_EQ(images);
+    FEATURE_EQ(image_bytes);
+    FEATURE_EQ(tools);
+    FEATURE_EQ(format_schema);
+    FEATURE_EQ(think);
+#undef FEATURE_EQ
+}
+
 static int setup(void **state)
 {
     sc_policy p;
@@ -176,20 +202,22 @@ static void features_of_a_rich_chat(void **state)
         "\"think\":true,\"options\":{\"num_ctx\":16384,\"temperature\":0.2,\"num_predict\":1024},"
         "\"context\":[1,2,3,4,5]}";
     sc_result r = score_of(*state, SC_EP_CHAT, body);
-    assert_int_equal(r.f.json_ok, 1);
     assert_string_equal(r.model, "llava:13b");
-    assert_int_equal(r.f.words, 3 + 5);         /* system + last message */
-    assert_int_equal(r.f.keyword_hits, 1);      /* "design", not "redesign" */
-    assert_int_equal(r.f.history_msgs, 2);
-    assert_int_equal(r.f.history_words, 3);
-    assert_int_equal(r.f.images, 2);
-    assert_int_equal(r.f.image_bytes, 8 + 26);
-    assert_int_equal(r.f.tools, 3);
-    assert_int_equal(r.f.format_schema, 1);
-    assert_int_equal(r.f.think, 1);
-    assert_int_equal(r.f.num_ctx, 16384);
-    assert_int_equal(r.f.num_predict, 1024);
-    assert_int_equal(r.f.context_tokens, 5);
+    assert_features(&r.f, &(sc_features){
+        .json_ok = 1,
+        .words = 3 + 5,                         /* system + last message */
+        .keyword_hits = 1,                      /* "design", not "redesign" */
+        .history_msgs = 2,
+        .history_words = 3,
+        .images = 2,
+        .image_bytes = 8 + 26,
+        .tools = 3,
+        .format_schema = 1,
+        .think = 1,
+        .num_ctx = 16384,
+        .num_predict = 1024,
+        .context_tokens = 5,
+    });
 }
 
 static void features_of_openai_shapes(void **state)
@@ -199,21 +227,17 @@ static void features_of_openai_shapes(void **state)
         "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\"}},"
         "\"messages\":[{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"be brief\"}]},"
         "{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":\"https://x/y.png\"}]}]}");
-    assert_int_equal(r.f.json_ok, 1);
-    assert_int_equal(r.f.words, 2);
-    assert_int_equal(r.f.history_msgs, 0);
-    assert_int_equal(r.f.images, 1);
-    assert_int_equal(r.f.num_predict, 4096);
-    assert_int_equal(r.f.think, 1);
-    assert_int_equal(r.f.format_schema, 1);
+    assert_features(&r.f, &(sc_features){
+        .json_ok = 1, .words = 2, .history_msgs = 0, .images = 1, .num_predict = 4096, .think = 1,
+        .format_schema = 1,
+        .image_bytes = r.f.image_bytes,         /* not pinned: what a remote image URL weighs */
+    });
     r = score_of(*state, SC_EP_OAI_COMPLETIONS,
                  "{\"model\":\"m\",\"prompt\":[\"one two\",\"three\",[1,2,3]],\"max_tokens\":-1,"
                  "\"suffix\":\"four\",\"response_format\":{\"type\":\"json_object\"},\"think\":false}");
-    assert_int_equal(r.f.words, 4);
-    assert_int_equal(r.f.context_tokens, 3);
-    assert_int_equal(r.f.num_predict, 0);
-    assert_int_equal(r.f.format_schema, 0);
-    assert_int_equal(r.f.think, 0);
+    assert_features(&r.f, &(sc_features){
+        .json_ok = 1, .words = 4, .context_tokens = 3, .num_predict = 0, .format_schema = 0, .think = 0,
+    });
 }
 
 static void word_counting_rules(void **state)
