@@ -8,13 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
-import { EMBED_MODEL, MODEL, itest, startProxy, startSim, stopAll } from './harness.mjs';
+import { EMBED_MODEL, MODEL, itest, startSimAndProxy, stopAll } from './harness.mjs';
 
 let sim; let px;
-before(async () => {
-    sim = await startSim();
-    px = await startProxy([], {}, { sim });
-});
+before(async () => ({ sim, px } = await startSimAndProxy()));
 after(stopAll);
 
 const messages = [{ role: 'user', content: 'Explain the design of a small HTTP proxy.' }];
