@@ -46,6 +46,12 @@
 #define SIM_OLLAMA_VERSION "0.12.6"       /* what /api/version reports */
 #define SIM_PULL_STEPS 24                 /* progress lines of /api/pull (before success) */
 
+/* Content types as Ollama's handlers send them. */
+#define SIM_CT_JSON_GIN "application/json; charset=utf-8"   /* gin's c.JSON */
+#define SIM_CT_JSON "application/json"    /* the OpenAI middleware's writers */
+#define SIM_CT_NDJSON "application/x-ndjson" /* streamed /api answers */
+#define SIM_CT_SSE "text/event-stream"    /* streamed /v1 answers */
+
 /* Append a string literal to an evbuffer (length computed by the compiler). */
 #define SIM_ADD_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
 
@@ -242,12 +248,17 @@ void sim_resp_end(sim_req *r);
  * chunked beyond) + end.  r may be freed afterwards. */
 void sim_resp_full(sim_req *r, int status, const char *extra, const char *ctype,
                    const char *body, size_t len);
+/* sim_resp_full with the whole of b as the body (no extra headers); frees b.  r may be freed
+ * afterwards. */
+void sim_resp_buffer(sim_req *r, int status, const char *ctype, struct evbuffer *b);
 /* Close the connection without answering (close-before-head).  r is freed. */
 void sim_resp_abort(sim_req *r);
 /* Emit a fault event for r. */
 void sim_event_fault(sim_req *r, const char *what);
 /* Value of header name (case-insensitive) or NULL. */
 const char *sim_req_header(const sim_req *r, const char *name);
+/* Length of r's path: the request target up to its '?' (or all of it). */
+size_t sim_req_path_len(const sim_req *r);
 
 /* ---- sim_api.c / sim_check.c ---- */
 /* Route a complete request (called once per request).  Answers it now or later. */

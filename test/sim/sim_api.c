@@ -12,9 +12,10 @@
 #include <strings.h>
 
 #define SIM_MSG_MAX 512                   /* longest error message built here */
-#define SIM_CT_JSON_GIN "application/json; charset=utf-8"   /* gin's c.JSON */
-#define SIM_CT_JSON "application/json"    /* the OpenAI middleware's writers */
+#define SIM_FIELDS_MAX 4                  /* string fields a handler reads from one body */
 #define SIM_PS_KEEPALIVE_NS (300ull * 1000000000ull) /* expires_at = last use + 5 min */
+#define SIM_NOT_FOUND_FMT "model '%s' not found"     /* unknown model (generate, chat, show) */
+#define SIM_PULL_FIRST_FMT "model \"%s\" not found, try pulling it first" /* ... embeddings */
 
 enum { SIM_M_HEAD = 1, SIM_M_GET = 2, SIM_M_POST = 4, SIM_M_DELETE = 8 };
 
@@ -24,7 +25,8 @@ typedef struct sim_route {
     const char *path;                  /* exact path, or prefix when prefix is set */
     int prefix;                        /* 1 = path + one more segment */
     int methods;                       /* SIM_M_* allowed */
-    sim_handler h;                     /* handler */
+    sim_handler h;                     /* handler, or NULL for a generating endpoint */
+    const struct sim_gen_ep *gen;      /* generating endpoint (with h NULL) */
 } sim_route;
 
 /* ------------------------------------------------------------------ errors */
@@ -118,32 +120,60 @@ static json_t *sim_body_json(sim_req *r, const char *gotype, const char *eof_msg
     return v;
 }
 
-/* String field: *out = value (NULL when absent or null).  -1 with Go's type error in msg. */
-static int sim_field_str(json_t *o, const char *key, const char *gostruct, const char **out, char *msg, size_t cap)
+/* Field key of o for a Go struct field of type gotype ("string" or "bool"): *out = the value,
+ * NULL when absent or null.  -1 with Go's UnmarshalTypeError text in msg for another type. */
+static int sim_field(json_t *o, const char *key, const char *gostruct, const char *gotype, json_t **out,
+                     char *msg, size_t cap)
 {
     json_t *v = json_object_get(o, key);
     *out = NULL;
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_string(v)) {
-        snprintf(msg, cap, "json: cannot unmarshal %s into Go struct field %s.%s of type string", sim_json_kind(v), gostruct, key);
+    if (!strcmp(gotype, "bool") ? !json_is_boolean(v) : !json_is_string(v)) {
+        snprintf(msg, cap, "json: cannot unmarshal %s into Go struct field %s.%s of type %s", sim_json_kind(v), gostruct, key, gotype);
         return -1;
     }
-    *out = json_string_value(v);
+    *out = v;
     return 0;
 }
 
-/* Bool field (default def).  -1 with Go's type error in msg. */
-static int sim_field_bool(json_t *o, const char *key, const char *gostruct, int def, int *out, char *msg, size_t cap)
+/* What a handler reads from its request body. */
+typedef struct sim_body_spec {
+    const char *gotype;                /* Go type it decodes into, e.g. "api.GenerateRequest" */
+    const char *strs[SIM_FIELDS_MAX];  /* string fields in the order they are checked; NULL ends */
+    int stream_def;                    /* default of the bool "stream" (checked last); -1 = not read */
+} sim_body_spec;
+
+/* Decode r's body per spec: out[i] = string field spec->strs[i] (NULL when absent or null),
+ * r->stream = "stream" or its default.  Returns a new reference that out[] points into, or
+ * NULL after answering 400 with Go's decoder message (on /v1 in OpenAI's shape as the
+ * handler writes it, not the middleware, and an empty body reads "EOF"). */
+static json_t *sim_decode(sim_req *r, const sim_body_spec *spec, const char *out[SIM_FIELDS_MAX])
 {
-    json_t *v = json_object_get(o, key);
-    *out = def;
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_boolean(v)) {
-        snprintf(msg, cap, "json: cannot unmarshal %s into Go struct field %s.%s of type bool", sim_json_kind(v), gostruct, key);
-        return -1;
+    char msg[SIM_MSG_MAX];
+    const char *gostruct = strchr(spec->gotype, '.') + 1;   /* "GenerateRequest" */
+    json_t *o = sim_body_json(r, spec->gotype, r->v1 ? "EOF" : NULL, msg, sizeof msg);
+    json_t *v = NULL;
+    int bad = !o;
+    for (int i = 0; i < SIM_FIELDS_MAX; i++) out[i] = NULL;
+    for (int i = 0; !bad && i < SIM_FIELDS_MAX && spec->strs[i]; i++) {
+        bad = sim_field(o, spec->strs[i], gostruct, "string", &v, msg, sizeof msg) != 0;
+        out[i] = json_string_value(v);
     }
-    *out = json_is_true(v);
-    return 0;
+    if (!bad && spec->stream_def >= 0) {
+        bad = sim_field(o, "stream", gostruct, "bool", &v, msg, sizeof msg) != 0;
+        r->stream = v ? json_is_true(v) : spec->stream_def;
+    }
+    if (!bad) return o;
+    json_decref(o);
+    if (r->v1) sim_api_v1_error(r, 400, msg, 0);
+    else sim_api_error(r, 400, msg);
+    return NULL;
+}
+
+/* The name of /api/show and /api/pull: "model", else the older "name" (may be NULL). */
+static const char *sim_model_or_name(const char *model, const char *name)
+{
+    return model && *model ? model : name;
 }
 
 /* Add a text's bytes to the token count and hash. */
@@ -151,6 +181,12 @@ static void sim_text_add(sim_req *r, const char *s, size_t len)
 {
     r->prompt_tokens += sim_count_tokens(len);
     r->hash = sim_hash(r->hash, s, len);
+}
+
+/* sim_text_add of a C string field; nothing when s is NULL. */
+static void sim_str_add(sim_req *r, const char *s)
+{
+    if (s) sim_text_add(r, s, strlen(s));
 }
 
 /* Add a message "content": a string, or (OpenAI) an array of parts with "text". */
@@ -166,19 +202,35 @@ static void sim_content_add(sim_req *r, json_t *content)
     }
 }
 
-/* Common generation settings from the model, the request's cap and the faults. */
-static void sim_gen_params(sim_req *r, sim_model *m, const char *name, long cap)
+/* Add the content of every message of a "messages" array (nothing for another value). */
+static void sim_messages_add(sim_req *r, json_t *msgs)
 {
-    int n = r->fault.chunks >= 0 ? r->fault.chunks : m->tokens;
-    if (cap >= 0 && cap < n) { n = (int)cap; r->length_capped = 1; }
+    size_t i;
+    json_t *mv;
+    json_array_foreach(msgs, i, mv) sim_content_add(r, json_object_get(mv, "content"));
+}
+
+/* Model, echoed name, token count and timing of r: X-Sim-Fault's chunks / ttft-ms /
+ * interval-ms win over tokens, ttft_ms and the model's rate. */
+static void sim_gen_setup(sim_req *r, const sim_model *m, const char *name, int tokens, int ttft_ms)
+{
     r->model = m;
     r->model_name = strdup(name);
-    r->n_tokens = n;
-    r->ttft_ms = r->fault.ttft_ms >= 0 ? r->fault.ttft_ms : m->ttft_ms;
+    r->n_tokens = r->fault.chunks >= 0 ? r->fault.chunks : tokens;
+    r->ttft_ms = r->fault.ttft_ms >= 0 ? r->fault.ttft_ms : ttft_ms;
     r->interval_ms = r->fault.interval_ms >= 0 ? (double)r->fault.interval_ms : 1000.0 / m->tps;
+}
+
+/* Common generation settings from the model, the request's cap (-1 = none) and the faults;
+ * marks the model used (/api/ps). */
+static void sim_gen_params(sim_req *r, sim_model *m, const char *name, long cap)
+{
+    sim_gen_setup(r, m, name, m->tokens, m->ttft_ms);
+    if (cap >= 0 && cap < r->n_tokens) { r->n_tokens = (int)cap; r->length_capped = 1; }
     r->hash = sim_hash(r->hash, name, strlen(name));
     m->last_used_ns = sim_g.cfg.fixed_clock ? (uint64_t)SIM_FIXED_EPOCH * 1000000000ull : sim_wall_ns();
 }
+
 
 /* 1 when keep_alive is zero (0, "0", "0s", "0m"...): an empty request then unloads. */
 static int sim_keep_alive_zero(json_t *o)
@@ -199,6 +251,73 @@ static long sim_num_predict(json_t *o)
     if (json_is_integer(n) && json_integer_value(n) >= 0) return (long)json_integer_value(n);
     if (json_is_real(n) && json_real_value(n) >= 0) return (long)json_real_value(n);
     return -1;
+}
+
+/* "think" asked for: true, or a non-empty string other than "false" ("high"...). */
+static int sim_think_asked(json_t *o)
+{
+    json_t *th = json_object_get(o, "think");
+    const char *s = json_string_value(th);
+    return json_is_true(th) || (s && *s && strcmp(s, "false") != 0);
+}
+
+/* /v1 stream_options.include_usage. */
+static int sim_include_usage(json_t *o)
+{
+    return json_is_true(json_object_get(json_object_get(o, "stream_options"), "include_usage"));
+}
+
+/* max_tokens of an OpenAI request (-1 = none). */
+static long sim_max_tokens(json_t *o)
+{
+    json_t *n = json_object_get(o, "max_tokens");
+    if (!json_is_integer(n)) n = json_object_get(o, "max_completion_tokens");
+    return json_is_integer(n) && json_integer_value(n) >= 0 ? (long)json_integer_value(n) : -1;
+}
+
+/* ------------------------------------------------------------------ model checks */
+
+/* The model a request names, or NULL after answering: an empty name gets 400 "model is
+ * required" when required, else the unknown-name answer: 404 with notfound_fmt (a printf
+ * format with one %s for the name). */
+static sim_model *sim_resolve_model(sim_req *r, const char *model, int required, const char *notfound_fmt)
+{
+    char msg[SIM_MSG_MAX];
+    if (!model || !*model) {
+        if (required) { sim_api_error(r, 400, "model is required"); return NULL; }
+        model = "";
+    }
+    sim_model *m = *model ? sim_model_find(model) : NULL;
+    if (!m) {
+        snprintf(msg, sizeof msg, notfound_fmt, model);
+        sim_api_error(r, 404, msg);
+    }
+    return m;
+}
+
+/* "x" does not support <what> (Go's %q of the requested name). */
+static void sim_unsupported(sim_req *r, const char *model, const char *what)
+{
+    char msg[SIM_MSG_MAX], q[SIM_MSG_MAX / 2];
+    size_t n = 0;
+    for (const char *p = model; *p && n + 3 < sizeof q; p++) {
+        if (*p == '"' || *p == '\\') q[n++] = '\\';
+        q[n++] = *p;
+    }
+    q[n] = '\0';
+    snprintf(msg, sizeof msg, "\"%s\" does not support %s", q, what);
+    sim_api_error(r, 400, msg);
+}
+
+/* The model of a text generation, or NULL after answering: sim_resolve_model, then an
+ * embedding-only model cannot <action>, and r->think needs a thinking model. */
+static sim_model *sim_text_model(sim_req *r, const char *model, int required, const char *action)
+{
+    sim_model *m = sim_resolve_model(r, model, required, SIM_NOT_FOUND_FMT);
+    if (!m) return NULL;
+    if (m->embedding) { sim_unsupported(r, model, action); return NULL; }
+    if (r->think && !m->thinking) { sim_unsupported(r, model, "thinking"); return NULL; }
+    return m;
 }
 
 /* ------------------------------------------------------------------ metadata answers */
@@ -249,14 +368,6 @@ static void sim_modified_at(char *out, size_t cap)
     sim_time_rfc3339(out, cap, (uint64_t)(SIM_FIXED_EPOCH - 86400) * 1000000000ull);
 }
 
-/* Send b as a complete response and free it. */
-static void sim_send_buffer(sim_req *r, int status, const char *ctype, struct evbuffer *b)
-{
-    size_t n = evbuffer_get_length(b);
-    sim_resp_full(r, status, NULL, ctype, (const char *)evbuffer_pullup(b, -1), n);
-    evbuffer_free(b);
-}
-
 static void sim_h_root(sim_req *r)
 {
     sim_resp_full(r, 200, NULL, "text/plain; charset=utf-8", "Ollama is running", 17);
@@ -284,7 +395,7 @@ static void sim_h_tags(sim_req *r)
         SIM_ADD_LIT(b, "}");
     }
     SIM_ADD_LIT(b, "]}");
-    sim_send_buffer(r, 200, SIM_CT_JSON_GIN, b);
+    sim_resp_buffer(r, 200, SIM_CT_JSON_GIN, b);
 }
 
 static void sim_h_ps(sim_req *r)
@@ -306,29 +417,18 @@ static void sim_h_ps(sim_req *r)
         first = 0;
     }
     SIM_ADD_LIT(b, "]}");
-    sim_send_buffer(r, 200, SIM_CT_JSON_GIN, b);
+    sim_resp_buffer(r, 200, SIM_CT_JSON_GIN, b);
 }
 
 static void sim_h_show(sim_req *r)
 {
-    char msg[SIM_MSG_MAX];
-    const char *model = NULL, *name = NULL;
-    json_t *o = sim_body_json(r, "api.ShowRequest", NULL, msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "ShowRequest", &model, msg, sizeof msg) ||
-        sim_field_str(o, "name", "ShowRequest", &name, msg, sizeof msg)) {
-        json_decref(o);
-        sim_api_error(r, 400, msg);
-        return;
-    }
-    if (!model || !*model) model = name;
-    if (!model || !*model) { json_decref(o); sim_api_error(r, 400, "model is required"); return; }
-    const sim_model *m = sim_model_find(model);
-    if (!m) {
-        snprintf(msg, sizeof msg, "model '%s' not found", model);
-        json_decref(o);
-        sim_api_error(r, 404, msg);
-        return;
-    }
+    static const sim_body_spec spec = { "api.ShowRequest", { "model", "name" }, -1 };
+    const char *fld[SIM_FIELDS_MAX];
+    json_t *o = sim_decode(r, &spec, fld);
+    if (!o) return;
+    const char *model = sim_model_or_name(fld[0], fld[1]);
+    const sim_model *m = sim_resolve_model(r, model, 1, SIM_NOT_FOUND_FMT);
+    if (!m) { json_decref(o); return; }
     sim_facts f;
     char mod[48];
     struct evbuffer *b = evbuffer_new();
@@ -345,7 +445,7 @@ static void sim_h_show(sim_req *r)
                         f.family, (unsigned long long)(f.bytes / 10 * 16), f.family, f.family, SIM_EMBED_DIMS,
                         m->embedding ? "\"embedding\"" : m->thinking ? "\"completion\",\"thinking\"" : "\"completion\"", mod);
     json_decref(o);
-    sim_send_buffer(r, 200, SIM_CT_JSON_GIN, b);
+    sim_resp_buffer(r, 200, SIM_CT_JSON_GIN, b);
 }
 
 static void sim_h_v1_models(sim_req *r)
@@ -356,19 +456,16 @@ static void sim_h_v1_models(sim_req *r)
         evbuffer_add_printf(b, "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":%d,\"owned_by\":\"library\"}",
                             i ? "," : "", sim_g.cfg.models[i].name, SIM_FIXED_EPOCH - 86400);
     SIM_ADD_LIT(b, "]}\n");
-    sim_send_buffer(r, 200, SIM_CT_JSON, b);
+    sim_resp_buffer(r, 200, SIM_CT_JSON, b);
 }
 
 static void sim_h_v1_model(sim_req *r)
 {
-    char name[SIM_NAME_MAX * 2], msg[SIM_MSG_MAX], body[SIM_MSG_MAX];
-    const char *q = memchr(r->url, '?', r->url_len);
-    size_t plen = q ? (size_t)(q - r->url) : r->url_len;
+    char name[SIM_NAME_MAX * 2], body[SIM_MSG_MAX];
     size_t off = strlen("/v1/models/");
-    snprintf(name, sizeof name, "%.*s", (int)(plen - off), r->url + off);
+    snprintf(name, sizeof name, "%.*s", (int)(sim_req_path_len(r) - off), r->url + off);
     r->v1 = 1;
-    const sim_model *m = sim_model_find(name);
-    if (!m) { snprintf(msg, sizeof msg, "model '%s' not found", name); sim_api_error(r, 404, msg); return; }
+    if (!sim_resolve_model(r, name, 0, SIM_NOT_FOUND_FMT)) return;
     size_t n = (size_t)snprintf(body, sizeof body, "{\"id\":");
     n += sim_json_str_buf(body + n, sizeof body - n - 96, name, strlen(name));
     n += (size_t)snprintf(body + n, sizeof body - n, ",\"object\":\"model\",\"created\":%d,\"owned_by\":\"library\"}\n", SIM_FIXED_EPOCH - 86400);
@@ -377,188 +474,79 @@ static void sim_h_v1_model(sim_req *r)
 
 /* ------------------------------------------------------------------ generating endpoints */
 
-/* Shared model checks; answers and returns NULL on error.  empty_status/empty_msg: what an
- * empty model name gets; notfound_fmt: printf format with one %s for an unknown one. */
-static sim_model *sim_resolve_model(sim_req *r, const char *model, int empty_status, const char *empty_msg,
-                                    const char *notfound_fmt)
-{
-    char msg[SIM_MSG_MAX];
-    if (!model || !*model) {
-        if (empty_msg) { sim_api_error(r, empty_status, empty_msg); return NULL; }
-        model = "";
-    }
-    sim_model *m = *model ? sim_model_find(model) : NULL;
-    if (!m) {
-        snprintf(msg, sizeof msg, notfound_fmt, model);
-        sim_api_error(r, 404, msg);
-    }
-    return m;
-}
+/* A generating endpoint's checks once its body decoded: fill r for sim_gen_submit from o and
+ * the string fields f (sim_body_spec order); 0 to submit, -1 after answering. */
+typedef int (*sim_prep_fn)(sim_req *r, json_t *o, const char *const *f);
 
-/* "x" does not support <what> (Go's %q of the requested name). */
-static void sim_unsupported(sim_req *r, const char *model, const char *what)
-{
-    char msg[SIM_MSG_MAX], q[SIM_MSG_MAX / 2];
-    size_t n = 0;
-    for (const char *p = model; *p && n + 3 < sizeof q; p++) {
-        if (*p == '"' || *p == '\\') q[n++] = '\\';
-        q[n++] = *p;
-    }
-    q[n] = '\0';
-    snprintf(msg, sizeof msg, "\"%s\" does not support %s", q, what);
-    sim_api_error(r, 400, msg);
-}
 
-static void sim_h_generate(sim_req *r)
+/* /api/generate: f = model, prompt, system, suffix. */
+static int sim_prep_generate(sim_req *r, json_t *o, const char *const *f)
 {
-    char msg[SIM_MSG_MAX];
-    const char *model, *prompt, *system, *suffix;
-    int think = 0;
-    r->v1 = 0;
-    json_t *o = sim_body_json(r, "api.GenerateRequest", NULL, msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "GenerateRequest", &model, msg, sizeof msg) ||
-        sim_field_str(o, "prompt", "GenerateRequest", &prompt, msg, sizeof msg) ||
-        sim_field_str(o, "system", "GenerateRequest", &system, msg, sizeof msg) ||
-        sim_field_str(o, "suffix", "GenerateRequest", &suffix, msg, sizeof msg) ||
-        sim_field_bool(o, "stream", "GenerateRequest", 1, &r->stream, msg, sizeof msg)) {
-        json_decref(o);
-        sim_api_error(r, 400, msg);
-        return;
-    }
-    sim_model *m = sim_resolve_model(r, model, 404, NULL, "model '%s' not found");
-    if (!m) goto out;
-    if (m->embedding) { sim_unsupported(r, model, "generate"); goto out; }
-    json_t *th = json_object_get(o, "think");
-    think = json_is_true(th) || (json_is_string(th) && strcmp(json_string_value(th), "false") != 0 && *json_string_value(th));
-    if (think && !m->thinking) { sim_unsupported(r, model, "thinking"); goto out; }
-    r->kind = SIM_KIND_GENERATE;
-    r->think = think;
-    r->hash = SIM_FNV_INIT;
-    if (prompt) sim_text_add(r, prompt, strlen(prompt));
-    if (system) sim_text_add(r, system, strlen(system));
-    if (suffix) sim_text_add(r, suffix, strlen(suffix));
+    const char *model = f[0], *prompt = f[1], *system = f[2];
+    r->think = sim_think_asked(o);
+    sim_model *m = sim_text_model(r, model, 0, "generate");
+    if (!m) return -1;
+    for (int i = 1; i <= 3; i++) sim_str_add(r, f[i]);
     json_t *ctx = json_object_get(o, "context");
     if (json_is_true(json_object_get(o, "raw")) && ((system && *system) || json_array_size(ctx) ||
                                                     json_string_length(json_object_get(o, "template")))) {
         sim_api_error(r, 400, "raw mode does not support template, system, or context");
-        goto out;
+        return -1;
     }
     if (json_is_array(ctx)) r->prompt_tokens += json_array_size(ctx);
     r->load_only = !prompt || !*prompt ? 1 + sim_keep_alive_zero(o) : 0;
     sim_gen_params(r, m, model, sim_num_predict(o));
-    json_decref(o);
-    sim_gen_submit(r);
-    return;
-out:
-    json_decref(o);
+    return 0;
 }
 
-static void sim_h_chat(sim_req *r)
+/* /api/chat: f = model. */
+static int sim_prep_chat(sim_req *r, json_t *o, const char *const *f)
 {
     char msg[SIM_MSG_MAX];
-    const char *model;
-    size_t i;
-    json_t *mv;
-    json_t *o = sim_body_json(r, "api.ChatRequest", NULL, msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "ChatRequest", &model, msg, sizeof msg) ||
-        sim_field_bool(o, "stream", "ChatRequest", 1, &r->stream, msg, sizeof msg)) {
-        json_decref(o);
-        sim_api_error(r, 400, msg);
-        return;
-    }
     json_t *msgs = json_object_get(o, "messages");
     if (msgs && !json_is_array(msgs) && !json_is_null(msgs)) {
         snprintf(msg, sizeof msg, "json: cannot unmarshal %s into Go struct field ChatRequest.messages of type []api.Message", sim_json_kind(msgs));
         sim_api_error(r, 400, msg);
-        goto out;
+        return -1;
     }
-    sim_model *m = sim_resolve_model(r, model, 400, "model is required", "model '%s' not found");
-    if (!m) goto out;
-    if (m->embedding) { sim_unsupported(r, model, "chat"); goto out; }
-    json_t *th = json_object_get(o, "think");
-    r->think = json_is_true(th) || (json_is_string(th) && *json_string_value(th) && strcmp(json_string_value(th), "false") != 0);
-    if (r->think && !m->thinking) { sim_unsupported(r, model, "thinking"); goto out; }
-    r->kind = SIM_KIND_CHAT;
-    r->hash = SIM_FNV_INIT;
-    json_array_foreach(msgs, i, mv) sim_content_add(r, json_object_get(mv, "content"));
+    r->think = sim_think_asked(o);
+    sim_model *m = sim_text_model(r, f[0], 1, "chat");
+    if (!m) return -1;
+    sim_messages_add(r, msgs);
     r->load_only = json_array_size(msgs) == 0 ? 1 + sim_keep_alive_zero(o) : 0;
-    sim_gen_params(r, m, model, sim_num_predict(o));
-    json_decref(o);
-    sim_gen_submit(r);
-    return;
-out:
-    json_decref(o);
+    sim_gen_params(r, m, f[0], sim_num_predict(o));
+    return 0;
 }
 
-/* max_tokens of an OpenAI request (-1 = none). */
-static long sim_max_tokens(json_t *o)
+/* /v1/chat/completions: f = model. */
+static int sim_prep_v1_chat(sim_req *r, json_t *o, const char *const *f)
 {
-    json_t *n = json_object_get(o, "max_tokens");
-    if (!json_is_integer(n)) n = json_object_get(o, "max_completion_tokens");
-    return json_is_integer(n) && json_integer_value(n) >= 0 ? (long)json_integer_value(n) : -1;
-}
-
-static void sim_h_v1_chat(sim_req *r)
-{
-    char msg[SIM_MSG_MAX];
-    const char *model;
-    size_t i;
-    json_t *mv;
-    r->v1 = 1;
-    json_t *o = sim_body_json(r, "openai.ChatCompletionRequest", "EOF", msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "ChatCompletionRequest", &model, msg, sizeof msg) ||
-        sim_field_bool(o, "stream", "ChatCompletionRequest", 0, &r->stream, msg, sizeof msg)) {
-        json_decref(o);
-        sim_api_v1_error(r, 400, msg, 0);
-        return;
-    }
     json_t *msgs = json_object_get(o, "messages");
-    if (json_array_size(msgs) == 0) { sim_api_v1_error(r, 400, "[] is too short - 'messages'", 0); goto out; }
-    sim_model *m = sim_resolve_model(r, model, 400, "model is required", "model '%s' not found");
-    if (!m) goto out;
-    if (m->embedding) { sim_unsupported(r, model, "chat"); goto out; }
-    r->kind = SIM_KIND_V1_CHAT;
-    r->include_usage = json_is_true(json_object_get(json_object_get(o, "stream_options"), "include_usage"));
-    r->hash = SIM_FNV_INIT;
-    json_array_foreach(msgs, i, mv) sim_content_add(r, json_object_get(mv, "content"));
-    sim_gen_params(r, m, model, sim_max_tokens(o));
-    json_decref(o);
-    sim_gen_submit(r);
-    return;
-out:
-    json_decref(o);
+    if (json_array_size(msgs) == 0) { sim_api_v1_error(r, 400, "[] is too short - 'messages'", 0); return -1; }
+    sim_model *m = sim_text_model(r, f[0], 1, "chat");
+    if (!m) return -1;
+    r->include_usage = sim_include_usage(o);
+    sim_messages_add(r, msgs);
+    sim_gen_params(r, m, f[0], sim_max_tokens(o));
+    return 0;
 }
 
-static void sim_h_v1_completions(sim_req *r)
+/* /v1/completions: f = model, prompt, suffix. */
+static int sim_prep_v1_completions(sim_req *r, json_t *o, const char *const *f)
 {
-    char msg[SIM_MSG_MAX];
-    const char *model, *prompt, *suffix;
-    r->v1 = 1;
-    json_t *o = sim_body_json(r, "openai.CompletionRequest", "EOF", msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "CompletionRequest", &model, msg, sizeof msg) ||
-        sim_field_str(o, "prompt", "CompletionRequest", &prompt, msg, sizeof msg) ||
-        sim_field_str(o, "suffix", "CompletionRequest", &suffix, msg, sizeof msg) ||
-        sim_field_bool(o, "stream", "CompletionRequest", 0, &r->stream, msg, sizeof msg)) {
-        json_decref(o);
-        sim_api_v1_error(r, 400, msg, 0);
-        return;
-    }
-    sim_model *m = sim_resolve_model(r, model, 404, NULL, "model '%s' not found");
-    if (!m) goto out;
-    if (m->embedding) { sim_unsupported(r, model, "generate"); goto out; }
-    r->kind = SIM_KIND_V1_COMPLETIONS;
-    r->include_usage = json_is_true(json_object_get(json_object_get(o, "stream_options"), "include_usage"));
-    r->hash = SIM_FNV_INIT;
-    if (prompt) sim_text_add(r, prompt, strlen(prompt));
-    if (suffix) sim_text_add(r, suffix, strlen(suffix));
-    r->load_only = !prompt || !*prompt;
-    sim_gen_params(r, m, model, sim_max_tokens(o));
-    json_decref(o);
-    sim_gen_submit(r);
-    return;
-out:
-    json_decref(o);
+    sim_model *m = sim_text_model(r, f[0], 0, "generate");
+    if (!m) return -1;
+    r->include_usage = sim_include_usage(o);
+    sim_str_add(r, f[1]);
+    sim_str_add(r, f[2]);
+    r->load_only = !f[1] || !*f[1];
+    sim_gen_params(r, m, f[0], sim_max_tokens(o));
+    return 0;
 }
+
+
+
+
 
 /* Embedding input: a string or an array of strings.  Returns the input count, or -1 for a
  * bad type.  Counts tokens and hashes. */
@@ -581,119 +569,120 @@ static int sim_embed_inputs(sim_req *r, json_t *in, int empty_string_counts)
     return (int)json_array_size(in);
 }
 
-static void sim_h_embed(sim_req *r)
+/* /api/embed and /v1/embeddings: f = model. */
+static int sim_prep_embed(sim_req *r, json_t *o, const char *const *f)
 {
     char msg[SIM_MSG_MAX];
-    const char *model;
-    r->v1 = r->kind == SIM_KIND_V1_EMBEDDINGS;
-    json_t *o = sim_body_json(r, r->v1 ? "openai.EmbedRequest" : "api.EmbedRequest", r->v1 ? "EOF" : NULL, msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "EmbedRequest", &model, msg, sizeof msg)) {
-        json_decref(o);
-        if (r->v1) sim_api_v1_error(r, 400, msg, 0);
-        else sim_api_error(r, 400, msg);
-        return;
-    }
+    const char *model = f[0];
     json_t *in = json_object_get(o, "input");
     if (r->v1) {
         const char *fmt = json_string_value(json_object_get(o, "encoding_format"));
         if (fmt && *fmt && strcasecmp(fmt, "float") && strcasecmp(fmt, "base64")) {
             snprintf(msg, sizeof msg, "Invalid value for 'encoding_format' = %s. Supported values: ['float', 'base64'].", fmt);
             sim_api_v1_error(r, 400, msg, 0);
-            goto out;
+            return -1;
         }
         if (!in || json_is_null(in) || (json_is_array(in) && json_array_size(in) == 0)) {
             sim_api_v1_error(r, 400, "invalid input", 0);
-            goto out;
+            return -1;
         }
     }
-    if (!model || !*model) { sim_api_error(r, 404, "model '' not found"); goto out; }
+    if (!model || !*model) { sim_api_error(r, 404, "model '' not found"); return -1; }
     int n = sim_embed_inputs(r, in, r->v1);
-    if (n < 0) { sim_api_error(r, 400, "invalid input type"); goto out; }
-    sim_model *m = sim_resolve_model(r, model, 404, NULL, "model \"%s\" not found, try pulling it first");
-    if (!m) goto out;
+    if (n < 0) { sim_api_error(r, 400, "invalid input type"); return -1; }
+    sim_model *m = sim_resolve_model(r, model, 0, SIM_PULL_FIRST_FMT);
+    if (!m) return -1;
     r->n_inputs = n;
     json_t *dims = json_object_get(o, "dimensions");
     if (json_is_integer(dims)) r->dims = (int)json_integer_value(dims);
     sim_gen_params(r, m, model, -1);
-    json_decref(o);
-    sim_gen_submit(r);
-    return;
-out:
-    json_decref(o);
+    return 0;
 }
 
-static void sim_h_api_embed(sim_req *r) { r->kind = SIM_KIND_EMBED; sim_h_embed(r); }
-static void sim_h_v1_embeddings(sim_req *r) { r->kind = SIM_KIND_V1_EMBEDDINGS; sim_h_embed(r); }
 
-static void sim_h_embeddings(sim_req *r)
+
+/* /api/embeddings: f = model, prompt. */
+static int sim_prep_embeddings(sim_req *r, json_t *o, const char *const *f)
 {
-    char msg[SIM_MSG_MAX];
-    const char *model, *prompt;
-    json_t *o = sim_body_json(r, "api.EmbeddingRequest", NULL, msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "EmbeddingRequest", &model, msg, sizeof msg) ||
-        sim_field_str(o, "prompt", "EmbeddingRequest", &prompt, msg, sizeof msg)) {
-        json_decref(o);
-        sim_api_error(r, 400, msg);
-        return;
-    }
-    sim_model *m = sim_resolve_model(r, model, 400, "model is required", "model \"%s\" not found, try pulling it first");
-    if (!m) goto out;
-    r->kind = SIM_KIND_EMBEDDINGS;
-    r->hash = SIM_FNV_INIT;
-    if (prompt && *prompt) { sim_text_add(r, prompt, strlen(prompt)); r->n_inputs = 1; }
+    const char *model = f[0], *prompt = f[1];
+    (void)o;
+    sim_model *m = sim_resolve_model(r, model, 1, SIM_PULL_FIRST_FMT);
+    if (!m) return -1;
+    if (prompt && *prompt) { sim_str_add(r, prompt); r->n_inputs = 1; }
     sim_gen_params(r, m, model, -1);
-    json_decref(o);
-    sim_gen_submit(r);
-    return;
-out:
-    json_decref(o);
+    return 0;
 }
 
-static void sim_h_pull(sim_req *r)
+
+/* /api/pull: f = model, name.  An unknown name joins the model table. */
+static int sim_prep_pull(sim_req *r, json_t *o, const char *const *f)
 {
-    char msg[SIM_MSG_MAX];
-    const char *model, *name;
-    json_t *o = sim_body_json(r, "api.PullRequest", NULL, msg, sizeof msg);
-    if (!o || sim_field_str(o, "model", "PullRequest", &model, msg, sizeof msg) ||
-        sim_field_str(o, "name", "PullRequest", &name, msg, sizeof msg) ||
-        sim_field_bool(o, "stream", "PullRequest", 1, &r->stream, msg, sizeof msg)) {
-        json_decref(o);
-        sim_api_error(r, 400, msg);
-        return;
-    }
-    if (!model || !*model) model = name;
-    if (!model || !*model || strlen(model) >= SIM_NAME_MAX - 8) { json_decref(o); sim_api_error(r, 400, "invalid model name"); return; }
+    const char *model = sim_model_or_name(f[0], f[1]);
+    (void)o;
+    if (!model || !*model || strlen(model) >= SIM_NAME_MAX - 8) { sim_api_error(r, 400, "invalid model name"); return -1; }
     sim_model *m = sim_model_find(model);
     if (!m) m = sim_model_add(model);
-    if (!m) { json_decref(o); sim_api_error(r, 500, "ollama-sim: model table full"); return; }
-    r->kind = SIM_KIND_PULL;
-    r->model = m;
-    r->model_name = strdup(model);
-    r->n_tokens = r->fault.chunks >= 0 ? r->fault.chunks : SIM_PULL_STEPS;
-    r->interval_ms = r->fault.interval_ms >= 0 ? r->fault.interval_ms : 1000.0 / m->tps;
-    r->ttft_ms = r->fault.ttft_ms >= 0 ? r->fault.ttft_ms : 0;
+    if (!m) { sim_api_error(r, 500, "ollama-sim: model table full"); return -1; }
+    sim_gen_setup(r, m, model, SIM_PULL_STEPS, 0);
+    return 0;
+}
+
+
+/* A generating endpoint (and /api/pull): what its request decodes into and is checked for. */
+typedef struct sim_gen_ep {
+    sim_body_spec spec;                /* body fields read */
+    int v1;                            /* /v1 route: OpenAI error shape */
+    sim_kind kind;                     /* what it produces */
+    sim_prep_fn prep;                  /* checks after decoding */
+} sim_gen_ep;
+
+static const sim_gen_ep sim_ep_generate = {
+    { "api.GenerateRequest", { "model", "prompt", "system", "suffix" }, 1 }, 0, SIM_KIND_GENERATE, sim_prep_generate };
+static const sim_gen_ep sim_ep_chat = { { "api.ChatRequest", { "model" }, 1 }, 0, SIM_KIND_CHAT, sim_prep_chat };
+static const sim_gen_ep sim_ep_v1_chat = {
+    { "openai.ChatCompletionRequest", { "model" }, 0 }, 1, SIM_KIND_V1_CHAT, sim_prep_v1_chat };
+static const sim_gen_ep sim_ep_v1_completions = {
+    { "openai.CompletionRequest", { "model", "prompt", "suffix" }, 0 }, 1, SIM_KIND_V1_COMPLETIONS, sim_prep_v1_completions };
+static const sim_gen_ep sim_ep_embed = { { "api.EmbedRequest", { "model" }, -1 }, 0, SIM_KIND_EMBED, sim_prep_embed };
+static const sim_gen_ep sim_ep_v1_embeddings = {
+    { "openai.EmbedRequest", { "model" }, -1 }, 1, SIM_KIND_V1_EMBEDDINGS, sim_prep_embed };
+static const sim_gen_ep sim_ep_embeddings = {
+    { "api.EmbeddingRequest", { "model", "prompt" }, -1 }, 0, SIM_KIND_EMBEDDINGS, sim_prep_embeddings };
+static const sim_gen_ep sim_ep_pull = { { "api.PullRequest", { "model", "name" }, 1 }, 0, SIM_KIND_PULL, sim_prep_pull };
+
+/* Decode r's body for endpoint ep, let its prep check and fill r, submit it.  r may be
+ * freed afterwards. */
+static void sim_gen_handle(sim_req *r, const sim_gen_ep *ep)
+{
+    const char *f[SIM_FIELDS_MAX];
+    r->v1 = ep->v1;
+    r->kind = ep->kind;
+    json_t *o = sim_decode(r, &ep->spec, f);
+    if (!o) return;
+    r->hash = SIM_FNV_INIT;
+    int rc = ep->prep(r, o, f);
     json_decref(o);
-    sim_gen_submit(r);
+    if (rc == 0) sim_gen_submit(r);
 }
 
 /* ------------------------------------------------------------------ routing */
 
 static const sim_route sim_routes[] = {
-    { "/", 0, SIM_M_HEAD | SIM_M_GET, sim_h_root },
-    { "/api/version", 0, SIM_M_HEAD | SIM_M_GET, sim_h_version },
-    { "/api/tags", 0, SIM_M_HEAD | SIM_M_GET, sim_h_tags },
-    { "/api/ps", 0, SIM_M_GET, sim_h_ps },
-    { "/api/show", 0, SIM_M_POST, sim_h_show },
-    { "/api/pull", 0, SIM_M_POST, sim_h_pull },
-    { "/api/generate", 0, SIM_M_POST, sim_h_generate },
-    { "/api/chat", 0, SIM_M_POST, sim_h_chat },
-    { "/api/embed", 0, SIM_M_POST, sim_h_api_embed },
-    { "/api/embeddings", 0, SIM_M_POST, sim_h_embeddings },
-    { "/v1/chat/completions", 0, SIM_M_POST, sim_h_v1_chat },
-    { "/v1/completions", 0, SIM_M_POST, sim_h_v1_completions },
-    { "/v1/embeddings", 0, SIM_M_POST, sim_h_v1_embeddings },
-    { "/v1/models", 0, SIM_M_GET, sim_h_v1_models },
-    { "/v1/models/", 1, SIM_M_GET, sim_h_v1_model },
+    { "/", 0, SIM_M_HEAD | SIM_M_GET, sim_h_root, NULL },
+    { "/api/version", 0, SIM_M_HEAD | SIM_M_GET, sim_h_version, NULL },
+    { "/api/tags", 0, SIM_M_HEAD | SIM_M_GET, sim_h_tags, NULL },
+    { "/api/ps", 0, SIM_M_GET, sim_h_ps, NULL },
+    { "/api/show", 0, SIM_M_POST, sim_h_show, NULL },
+    { "/api/pull", 0, SIM_M_POST, NULL, &sim_ep_pull },
+    { "/api/generate", 0, SIM_M_POST, NULL, &sim_ep_generate },
+    { "/api/chat", 0, SIM_M_POST, NULL, &sim_ep_chat },
+    { "/api/embed", 0, SIM_M_POST, NULL, &sim_ep_embed },
+    { "/api/embeddings", 0, SIM_M_POST, NULL, &sim_ep_embeddings },
+    { "/v1/chat/completions", 0, SIM_M_POST, NULL, &sim_ep_v1_chat },
+    { "/v1/completions", 0, SIM_M_POST, NULL, &sim_ep_v1_completions },
+    { "/v1/embeddings", 0, SIM_M_POST, NULL, &sim_ep_v1_embeddings },
+    { "/v1/models", 0, SIM_M_GET, sim_h_v1_models, NULL },
+    { "/v1/models/", 1, SIM_M_GET, sim_h_v1_model, NULL },
 };
 
 static int sim_method_bit(int method)
@@ -722,9 +711,7 @@ static const sim_route *sim_route_find(const char *path, size_t len)
 /* Second stage (after delay-head-ms): close-before-head, routing, bytes=N, handlers. */
 static void sim_api_route(sim_req *r)
 {
-    const char *q = memchr(r->url, '?', r->url_len);
-    size_t plen = q ? (size_t)(q - r->url) : r->url_len;
-    const sim_route *rt = sim_route_find(r->url, plen);
+    const sim_route *rt = sim_route_find(r->url, sim_req_path_len(r));
     if (r->fault.close_before_head) { sim_resp_abort(r); return; }
     if (!rt) { sim_resp_full(r, 404, NULL, "text/plain", "404 page not found", 18); return; }
     if (!(rt->methods & sim_method_bit(r->method))) {
@@ -743,7 +730,8 @@ static void sim_api_route(sim_req *r)
         return;
     }
     if (r->fault.bytes >= 0) { sim_gen_bytes_start(r); return; }
-    rt->h(r);
+    if (rt->gen) sim_gen_handle(r, rt->gen);
+    else rt->h(r);
 }
 
 static void sim_api_delay_done(evutil_socket_t fd, short what, void *arg)

@@ -11,10 +11,7 @@
 #define SIM_CHUNK_MAX 4096               /* one formatted token chunk */
 #define SIM_BYTES_BLOCK 65536            /* filler bytes per written chunk */
 #define SIM_BUSY_MSG "server busy, please try again.  maximum pending requests exceeded"
-#define SIM_CT_NDJSON "application/x-ndjson"
-#define SIM_CT_SSE "text/event-stream"
-#define SIM_CT_JSON_GIN "application/json; charset=utf-8"
-#define SIM_CT_JSON "application/json"
+#define SIM_MODEL_JSON_MAX (SIM_NAME_MAX * 6 + 3) /* a model name as a JSON string (\u escapes) */
 
 static void sim_gen_tick(evutil_socket_t fd, short what, void *arg);
 
@@ -95,6 +92,23 @@ static long long sim_created_s(const sim_req *r, int k)
     return (long long)(sim_tick_wall(r, k) / 1000000000ull);
 }
 
+/* r's model name as a JSON string literal into out. */
+static void sim_model_json(const sim_req *r, char out[SIM_MODEL_JSON_MAX])
+{
+    sim_json_str_buf(out, SIM_MODEL_JSON_MAX, r->model_name, strlen(r->model_name));
+}
+
+/* The opening of an /api/generate or /api/chat line at tick k:
+ * {"model":...,"created_at":"...", */
+static void sim_fmt_ollama_open(const sim_req *r, struct evbuffer *b, int k)
+{
+    char when[48];
+    sim_time_rfc3339(when, sizeof when, sim_tick_wall(r, k));
+    SIM_ADD_LIT(b, "{\"model\":");
+    sim_json_str(b, r->model_name, strlen(r->model_name));
+    evbuffer_add_printf(b, ",\"created_at\":\"%s\",", when);
+}
+
 /* Append the concatenated text of tokens [from, to) as a JSON string. */
 static void sim_text_json(struct evbuffer *b, const sim_req *r, int from, int to)
 {
@@ -111,10 +125,10 @@ static void sim_text_json(struct evbuffer *b, const sim_req *r, int from, int to
 /* One streamed token chunk (k < n_tokens) into out; returns its length. */
 static size_t sim_fmt_token(const sim_req *r, int k, char *out, size_t cap)
 {
-    char model[SIM_NAME_MAX * 6 + 3], tok[128], when[48];
+    char model[SIM_MODEL_JSON_MAX], tok[128], when[48];
     const char *t = sim_tok(r, k);
     int thinking = k < sim_nthink(r);
-    sim_json_str_buf(model, sizeof model, r->model_name, strlen(r->model_name));
+    sim_model_json(r, model);
     sim_json_str_buf(tok, sizeof tok, t, strlen(t));
     int n = 0;
     switch (r->kind) {
@@ -166,25 +180,22 @@ static void sim_fmt_tail(const sim_req *r, struct evbuffer *b)
 /* The final streamed chunk(s) of r into b. */
 static void sim_fmt_final_stream(const sim_req *r, struct evbuffer *b)
 {
-    char when[48];
     const char *reason = sim_done_reason(r);
     int n = r->n_tokens;
     unsigned long long p = r->prompt_tokens, total = p + (unsigned long long)n;
     switch (r->kind) {
     case SIM_KIND_GENERATE:
     case SIM_KIND_CHAT:
-        sim_time_rfc3339(when, sizeof when, sim_tick_wall(r, n));
-        SIM_ADD_LIT(b, "{\"model\":");
-        sim_json_str(b, r->model_name, strlen(r->model_name));
-        evbuffer_add_printf(b, ",\"created_at\":\"%s\",%s,\"done\":true,\"done_reason\":\"%s\"", when,
+        sim_fmt_ollama_open(r, b, n);
+        evbuffer_add_printf(b, "%s,\"done\":true,\"done_reason\":\"%s\"",
                             r->kind == SIM_KIND_CHAT ? "\"message\":{\"role\":\"assistant\",\"content\":\"\"}" : "\"response\":\"\"", reason);
         sim_fmt_tail(r, b);
         SIM_ADD_LIT(b, "}\n");
         break;
     case SIM_KIND_V1_CHAT: {
-        char head[SIM_NAME_MAX * 6 + 200];
-        char model[SIM_NAME_MAX * 6 + 3];
-        sim_json_str_buf(model, sizeof model, r->model_name, strlen(r->model_name));
+        char head[SIM_MODEL_JSON_MAX + 200];
+        char model[SIM_MODEL_JSON_MAX];
+        sim_model_json(r, model);
         snprintf(head, sizeof head, "{\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,\"model\":%s,"
                  "\"system_fingerprint\":\"fp_ollama\",\"choices\":", r->id, (long long)r->created_s, model);
         if (n == 0)   /* the first response is the final one: it still opens with the role */
@@ -197,9 +208,9 @@ static void sim_fmt_final_stream(const sim_req *r, struct evbuffer *b)
         break;
     }
     case SIM_KIND_V1_COMPLETIONS: {
-        char model[SIM_NAME_MAX * 6 + 3];
+        char model[SIM_MODEL_JSON_MAX];
         long long created = sim_created_s(r, n);
-        sim_json_str_buf(model, sizeof model, r->model_name, strlen(r->model_name));
+        sim_model_json(r, model);
         evbuffer_add_printf(b, "data: {\"id\":\"%s\",\"object\":\"text_completion\",\"created\":%lld,\"choices\":[{\"text\":\"\","
                             "\"index\":0,\"finish_reason\":\"%s\"}],\"model\":%s,\"system_fingerprint\":\"fp_ollama\"%s}\n\n",
                             r->id, created, reason, model,
@@ -216,10 +227,19 @@ static void sim_fmt_final_stream(const sim_req *r, struct evbuffer *b)
     }
 }
 
+/* The opening of a whole /v1 answer of type object (tick k gives "created"), up to and
+ * including the "choices" array's '[': {"id":...,"object":...,"created":...,"model":...,
+ * "system_fingerprint":"fp_ollama","choices":[ */
+static void sim_fmt_v1_open(const sim_req *r, struct evbuffer *b, const char *object, int k)
+{
+    evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", r->id, object, sim_created_s(r, k));
+    sim_json_str(b, r->model_name, strlen(r->model_name));
+    SIM_ADD_LIT(b, ",\"system_fingerprint\":\"fp_ollama\",\"choices\":[");
+}
+
 /* The whole non-streamed answer of a text generation into b. */
 static void sim_fmt_whole(const sim_req *r, struct evbuffer *b)
 {
-    char when[48];
     const char *reason = sim_done_reason(r);
     int n = r->n_tokens, nt = sim_nthink(r);
     unsigned long long p = r->prompt_tokens, total = p + (unsigned long long)n;
@@ -227,10 +247,7 @@ static void sim_fmt_whole(const sim_req *r, struct evbuffer *b)
     case SIM_KIND_GENERATE:
     case SIM_KIND_CHAT:
         /* the same fields as the final chunk, with the whole text, without the newline */
-        sim_time_rfc3339(when, sizeof when, sim_tick_wall(r, n));
-        SIM_ADD_LIT(b, "{\"model\":");
-        sim_json_str(b, r->model_name, strlen(r->model_name));
-        evbuffer_add_printf(b, ",\"created_at\":\"%s\",", when);
+        sim_fmt_ollama_open(r, b, n);
         if (r->kind == SIM_KIND_CHAT) {
             SIM_ADD_LIT(b, "\"message\":{\"role\":\"assistant\",\"content\":");
             sim_text_json(b, r, nt, n);
@@ -246,18 +263,16 @@ static void sim_fmt_whole(const sim_req *r, struct evbuffer *b)
         SIM_ADD_LIT(b, "}");
         break;
     case SIM_KIND_V1_CHAT:
-        evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", r->id, sim_created_s(r, n));
-        sim_json_str(b, r->model_name, strlen(r->model_name));
-        SIM_ADD_LIT(b, ",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+        sim_fmt_v1_open(r, b, "chat.completion", n);
+        SIM_ADD_LIT(b, "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
         sim_text_json(b, r, nt, n);
         if (nt) { SIM_ADD_LIT(b, ",\"reasoning\":"); sim_text_json(b, r, 0, nt); }
         evbuffer_add_printf(b, "},\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%d,\"total_tokens\":%llu}}\n",
                             reason, p, n, total);
         break;
     case SIM_KIND_V1_COMPLETIONS:
-        evbuffer_add_printf(b, "{\"id\":\"%s\",\"object\":\"text_completion\",\"created\":%lld,\"model\":", r->id, sim_created_s(r, n));
-        sim_json_str(b, r->model_name, strlen(r->model_name));
-        SIM_ADD_LIT(b, ",\"system_fingerprint\":\"fp_ollama\",\"choices\":[{\"text\":");
+        sim_fmt_v1_open(r, b, "text_completion", n);
+        SIM_ADD_LIT(b, "{\"text\":");
         sim_text_json(b, r, nt, n);
         evbuffer_add_printf(b, ",\"index\":0,\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%d,\"total_tokens\":%llu}}\n",
                             reason, r->load_only ? 0ull : p, n, r->load_only ? 0ull : total);
@@ -342,14 +357,6 @@ static const char *sim_ctype(const sim_req *r)
     return r->stream ? SIM_CT_NDJSON : SIM_CT_JSON_GIN;
 }
 
-/* Send b as the whole answer (status 200) and free it.  r may be freed afterwards. */
-static void sim_send_whole(sim_req *r, struct evbuffer *b, const char *ctype)
-{
-    size_t n = evbuffer_get_length(b);
-    sim_resp_full(r, 200, NULL, ctype, (const char *)evbuffer_pullup(b, -1), n);
-    evbuffer_free(b);
-}
-
 /* ------------------------------------------------------------------ pull */
 
 /* /api/pull step k (0 .. n_tokens + 3). Returns 1 when it was the last step. */
@@ -390,7 +397,7 @@ static void sim_gen_tick(evutil_socket_t fd, short what, void *arg)
     case SIM_KIND_V1_EMBEDDINGS: {
         struct evbuffer *b = evbuffer_new();
         const char *ct = sim_fmt_embedding(r, b);
-        sim_send_whole(r, b, ct);
+        sim_resp_buffer(r, 200, ct, b);
         return;
     }
     case SIM_KIND_PULL:
@@ -402,7 +409,7 @@ static void sim_gen_tick(evutil_socket_t fd, short what, void *arg)
     if (!r->stream) {
         struct evbuffer *b = evbuffer_new();
         sim_fmt_whole(r, b);
-        sim_send_whole(r, b, sim_ctype(r));
+        sim_resp_buffer(r, 200, sim_ctype(r), b);
         return;
     }
     if (r->emitted < r->n_tokens) {
@@ -429,12 +436,11 @@ static void sim_gen_start(sim_req *r)
     sim_g.active++;
     r->t_start_ns = sim_mono_ns();
     if (r->kind == SIM_KIND_V1_CHAT) r->created_s = sim_created_s(r, 0);
-    /* non-streamed answers need no per-token ticks: one timer at the end */
-    int stream_ticks = r->stream || r->kind == SIM_KIND_PULL;
+    /* non-streamed answers need no per-token ticks: one timer at the end (pulls take no
+     * slot: sim_gen_submit schedules them) */
     int k = 0;
-    if (!stream_ticks && r->kind != SIM_KIND_EMBED && r->kind != SIM_KIND_EMBEDDINGS && r->kind != SIM_KIND_V1_EMBEDDINGS)
+    if (!r->stream && r->kind != SIM_KIND_EMBED && r->kind != SIM_KIND_EMBEDDINGS && r->kind != SIM_KIND_V1_EMBEDDINGS)
         k = r->n_tokens;
-    if (r->kind == SIM_KIND_PULL && !r->stream) k = r->n_tokens + 3, r->emitted = k;
     sim_schedule(r, k);
 }
 
@@ -451,13 +457,13 @@ void sim_gen_submit(sim_req *r)
         r->prompt_tokens = 0;
         if (r->kind == SIM_KIND_V1_COMPLETIONS && r->stream) {
             sim_fmt_final_stream(r, b);
-            sim_send_whole(r, b, SIM_CT_SSE);
+            sim_resp_buffer(r, 200, SIM_CT_SSE, b);
         } else {
             int stream = r->stream;
             r->stream = 0;
             sim_fmt_whole(r, b);
             r->stream = stream;
-            sim_send_whole(r, b, r->kind == SIM_KIND_V1_COMPLETIONS ? SIM_CT_JSON : SIM_CT_JSON_GIN);
+            sim_resp_buffer(r, 200, r->kind == SIM_KIND_V1_COMPLETIONS ? SIM_CT_JSON : SIM_CT_JSON_GIN, b);
         }
         return;
     }
@@ -469,8 +475,7 @@ void sim_gen_submit(sim_req *r)
     }
     if (sim_g.active < sim_g.cfg.parallel && !sim_g.qhead) { sim_gen_start(r); return; }
     if (sim_g.queued >= sim_g.cfg.max_queue) {
-        if (r->v1) sim_api_v1_error(r, 503, SIM_BUSY_MSG, 1);
-        else sim_api_error(r, 503, SIM_BUSY_MSG);
+        sim_api_error(r, 503, SIM_BUSY_MSG);   /* OpenAI's shape on /v1 */
         return;
     }
     r->queued = 1;

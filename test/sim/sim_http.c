@@ -65,6 +65,13 @@ const char *sim_req_header(const sim_req *r, const char *name)
     return NULL;
 }
 
+/* See sim.h. */
+size_t sim_req_path_len(const sim_req *r)
+{
+    const char *q = memchr(r->url, '?', r->url_len);
+    return q ? (size_t)(q - r->url) : r->url_len;
+}
+
 /* ------------------------------------------------------------------ llhttp callbacks */
 
 static int sim_on_message_begin(llhttp_t *p)
@@ -194,8 +201,8 @@ static void sim_event_request(sim_req *r)
     if (!sim_g.cfg.events) return;
     struct evbuffer *b = evbuffer_new();
     if (!b) return;
-    const char *q = memchr(r->url, '?', r->url_len);
-    size_t plen = q ? (size_t)(q - r->url) : r->url_len;
+    size_t plen = sim_req_path_len(r);
+    const char *q = plen < r->url_len ? r->url + plen : NULL;
     size_t blen = evbuffer_get_length(r->body);
     evbuffer_add_printf(b, "{\"event\":\"request\",\"conn\":%llu,\"seq\":%llu,\"method\":\"%s\",\"path\":",
                         (unsigned long long)r->conn->id, (unsigned long long)r->seq,
@@ -389,6 +396,14 @@ void sim_resp_full(sim_req *r, int status, const char *extra, const char *ctype,
     /* Go sets Content-Length only when the whole body fit its 2 KiB buffer; else chunked */
     sim_resp_head(r, status, extra, ctype, len <= SIM_GO_CHUNKING_SIZE ? (int64_t)len : -1);
     if (sim_resp_chunk(r, body, len) == 0) sim_resp_end(r);
+}
+
+/* See sim.h. */
+void sim_resp_buffer(sim_req *r, int status, const char *ctype, struct evbuffer *b)
+{
+    size_t n = evbuffer_get_length(b);
+    sim_resp_full(r, status, NULL, ctype, (const char *)evbuffer_pullup(b, -1), n);
+    evbuffer_free(b);
 }
 
 /* See sim.h. */
