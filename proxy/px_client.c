@@ -75,9 +75,10 @@ void px_req_finish(px_req *r, px_end end, int status)
 
 /* ---------- proxy-made answers ---------- */
 
-/* Answer status with a JSON error, finish the exchange, and close after the write when
- * close_conn (always for framing errors, where the rest of the stream cannot be trusted). */
-static void conn_error(px_conn *c, int status, const char *msg, int close_conn)
+/* Answer status with a JSON error, finish the exchange as `end`, and close after the write when
+ * close_conn (always for framing errors, where the rest of the stream cannot be trusted), the
+ * client did not ask for keep-alive, or the server drains.  May free c. */
+static void conn_answer(px_conn *c, px_end end, int status, const char *msg, int close_conn)
 {
     px_req *r = c->req;
     int v1 = r && r->v.is_v1;
@@ -101,12 +102,18 @@ static void conn_error(px_conn *c, int status, const char *msg, int close_conn)
                           close_conn || !r->keepalive || c->srv->draining);
         r->head_sent = 1;
     }
-    px_req_finish(r, PX_END_PROXY_ERROR, status);
+    px_req_finish(r, end, status);
     if (close_conn || !r->keepalive || c->srv->draining) {
         c->closing = 1;
         px_sock_read(c->sk, 0);
     }
     px_conn_response_done(c);
+}
+
+/* A proxy-made error (the request itself was at fault, or the proxy cannot serve it). */
+static void conn_error(px_conn *c, int status, const char *msg, int close_conn)
+{
+    conn_answer(c, PX_END_PROXY_ERROR, status, msg, close_conn);
 }
 
 /* Upstream side reports that r's exchange failed before a response head reached the client
@@ -117,13 +124,7 @@ void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg
 
     r->up = NULL;
     if (status > 0 && !r->head_sent) {
-        px_error_response(c->sk->out, status, r->v.is_v1, msg,
-                          !r->keepalive || c->srv->draining);
-        r->head_sent = 1;
-        px_req_finish(r, end, status);
-        if (!r->keepalive || c->srv->draining)
-            c->closing = 1;
-        px_conn_response_done(c);
+        conn_answer(c, end, status, msg, 0);
         return;
     }
     /* why: a broken stream must end without its terminating chunk so the client sees the
@@ -256,7 +257,6 @@ static int set_target(px_req *r)
             break;
         }
     }
-    r->path_len = plen;
     r->path = strndup(r->target, plen);
     if (!r->path)
         return -1;
@@ -380,7 +380,6 @@ static void req_dispatch(px_conn *c)
     if (s->hooks.on_request) {
         s->hooks.on_request(s->hooks.ud, &r->hook_data, &r->v, r->body, r->body_len, r->extra,
                             sizeof r->extra);
-        r->hooked = 1;
     }
     evbuffer_add(out, r->method, strlen(r->method));
     evbuffer_add(out, " ", 1);
@@ -484,7 +483,7 @@ static int conn_parse(px_conn *c)
     while (!c->closing && (!c->req || c->req->state < RQ_UPSTREAM)) {
         struct evbuffer_iovec vec;
         size_t used;
-        int rc, was_head = c->req && c->req->state == RQ_HEAD;
+        int rc;
 
         if (!c->req && evbuffer_get_length(in) > 0) {
             /* why: the exchange (and its parser) exists only once bytes arrive, so an idle
@@ -498,7 +497,7 @@ static int conn_parse(px_conn *c)
         if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0) {
             /* why: a body-less request paused at the end of its head completes only when the
              * parser runs again; it needs no further byte to do so */
-            if (!(was_head == 0 && c->req && c->req->state == RQ_BODY && !c->req->complete))
+            if (!(c->req && c->req->state == RQ_BODY && !c->req->complete))
                 break;
             vec.iov_base = (void *)"";
             vec.iov_len = 0;

@@ -108,7 +108,6 @@ struct px_req {
     char method[PX_METHOD_MAX]; /* method text */
     char *target;               /* upstream request-target (aliases applied), malloc'd */
     size_t target_len;          /* its length */
-    size_t path_len;            /* length of the path part of target (before '?') */
     char *path;                 /* NUL-terminated copy of the path for the hooks */
     px_hdrs hdrs;               /* request headers */
     char *body;                 /* request body (malloc'd; upreq references it) */
@@ -126,7 +125,6 @@ struct px_req {
     int relay_raw;              /* relay upstream body bytes as they are (else decoded) */
     char extra[PX_EXTRA_HEADERS_MAX]; /* X-LiteBrain-* headers from the hooks */
     void *hook_data;            /* the hooks' per-request slot */
-    int hooked;                 /* on_request was called */
 };
 
 /* A client connection. */

@@ -302,8 +302,6 @@ void px_up_resume(px_up *u)
         px_conn_stalled(u->req->conn, 0);
 }
 
-static int up_connect(px_up *u);
-
 static void up_eventcb(px_sock *sk, short what, void *arg)
 {
     px_up *u = arg;
