@@ -355,7 +355,12 @@ int main(int argc, char **argv)
     sim_raise_nofile();
     sim_local_identity();
     sim_g.t0_ns = sim_mono_ns();
-    sim_g.base = event_base_new();
+    /* Precise timers (timerfd under epoll): a token due in 8 µs must not wait for epoll's
+     * millisecond-rounded timeout, or every short answer costs >= 1 ms of idle wait. */
+    struct event_config *ec = event_config_new();
+    if (ec) event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+    sim_g.base = ec ? event_base_new_with_config(ec) : NULL;
+    if (ec) event_config_free(ec);
     if (!sim_g.base) { fprintf(stderr, "ollama-sim: event_base_new failed\n"); goto out; }
     if (sim_listen() != 0) goto out;
     sigterm = evsignal_new(sim_g.base, SIGTERM, sim_on_signal, NULL);
