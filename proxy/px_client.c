@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,27 @@ static void conn_arm(px_conn *c, int kind);
 
 /* ---------- requests ---------- */
 
+/* Finished exchanges kept for reuse (why: a px_req is ~1.7 KiB that calloc would zero, and
+ * its header buffer another malloc, on every request).  Static: one loop, one thread. */
+static px_req *req_pool[PX_REQ_POOL_MAX];
+static int req_pool_n;
+
 /* A fresh exchange on c, started now. */
 static px_req *req_new(px_conn *c)
 {
-    px_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
+    px_req *r;
+
+    if (req_pool_n > 0) {
+        r = req_pool[--req_pool_n];
+        memset(r, 0, offsetof(px_req, hdrs));   /* everything but the headers, kept last */
+        px_hdrs_reset(&r->hdrs);
+    } else {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return NULL;
+        px_hdrs_init(&r->hdrs, 0);
+    }
+    r->hdrs.limit = c->srv->cfg->max_header_bytes;
     r->conn = c;
     r->v.t_start = px_now();
     llhttp_init(&r->parser, HTTP_REQUEST, &req_settings);
@@ -35,7 +51,6 @@ static px_req *req_new(px_conn *c)
     r->v.method = r->method;
     r->v.path = "";
     r->v.content_type = "";
-    px_hdrs_init(&r->hdrs, c->srv->cfg->max_header_bytes);
     return r;
 }
 
@@ -43,11 +58,25 @@ static void req_free(px_req *r)
 {
     if (r->upreq)
         evbuffer_free(r->upreq);
-    px_hdrs_free(&r->hdrs);
     free(r->target);
     free(r->path);
     free(r->body);
+    if (req_pool_n < PX_REQ_POOL_MAX) {
+        req_pool[req_pool_n++] = r;
+        return;
+    }
+    px_hdrs_free(&r->hdrs);
     free(r);
+}
+
+/* Free the pooled exchanges (at exit, so leak checkers see a clean heap). */
+void px_req_pool_free(void)
+{
+    while (req_pool_n > 0) {
+        px_req *r = req_pool[--req_pool_n];
+        px_hdrs_free(&r->hdrs);
+        free(r);
+    }
 }
 
 /* Finish r exactly once: hooks, access log.  Does not free r or touch the sockets. */
@@ -360,6 +389,12 @@ static int drop_request_header(const char *n, const char *conn_hdr)
     return px_hop_by_hop(n) || (conn_hdr && px_header_listed(conn_hdr, n));
 }
 
+/* 1 when header line i is X-Forwarded-For. */
+static int is_xff(const px_hdrs *h, int i)
+{
+    return px_hdrs_name_len(h, i) == 15 && strcasecmp(h->buf + h->name[i], "x-forwarded-for") == 0;
+}
+
 /* Build the upstream request (Host rewritten, hop-by-hop dropped, X-Forwarded-For appended,
  * body framed with Content-Length) and hand it to the upstream side. */
 static void req_dispatch(px_conn *c)
@@ -388,7 +423,7 @@ static void req_dispatch(px_conn *c)
     px_add_header(out, "Host", s->cfg->upstream_authority);
     for (i = 0; i < r->hdrs.n; i++) {
         const char *n = r->hdrs.buf + r->hdrs.name[i];
-        if (strcasecmp(n, "x-forwarded-for") == 0)
+        if (is_xff(&r->hdrs, i))
             xff = 1;
         else if (!drop_request_header(n, conn_hdr))
             px_add_header(out, n, r->hdrs.buf + r->hdrs.value[i]);
@@ -397,7 +432,7 @@ static void req_dispatch(px_conn *c)
     evbuffer_add(out, "X-Forwarded-For: ", 17);
     for (i = 0; xff && i < r->hdrs.n; i++) {
         const char *v = r->hdrs.buf + r->hdrs.value[i];
-        if (strcasecmp(r->hdrs.buf + r->hdrs.name[i], "x-forwarded-for") == 0) {
+        if (is_xff(&r->hdrs, i)) {
             evbuffer_add(out, v, strlen(v));
             evbuffer_add(out, ", ", 2);
         }
@@ -405,11 +440,12 @@ static void req_dispatch(px_conn *c)
     evbuffer_add(out, c->peer_text, strlen(c->peer_text));
     evbuffer_add(out, "\r\n", 2);
     if (r->has_body) {
-        char num[24];
-        int k = snprintf(num, sizeof num, "%zu", r->body_len);
-        evbuffer_add(out, "Content-Length: ", 16);
-        evbuffer_add(out, num, (size_t)k);
-        evbuffer_add(out, "\r\n", 2);
+        char line[16 + PX_UINT_DIGITS + 2];
+        size_t k;
+        memcpy(line, "Content-Length: ", 16);
+        k = 16 + px_utoa(line + 16, r->body_len);
+        memcpy(line + k, "\r\n", 2);
+        evbuffer_add(out, line, k + 2);
     }
     evbuffer_add(out, "\r\n", 2);
     if (r->body_len > 0) {
@@ -428,16 +464,21 @@ static void req_dispatch(px_conn *c)
  * server that disagree on where a header ends is how requests get smuggled. */
 static int head_bad(px_conn *c, const char *p, size_t n)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        int prev = i > 0 ? (unsigned char)p[i - 1] : c->last_byte;
-        if (p[i] == '\n' && prev != '\r')
+    const char *q = p, *end = p + n;
+
+    if (n == 0)
+        return 0;
+    if (c->last_byte == '\n' && (p[0] == ' ' || p[0] == '\t'))
+        return 1;                               /* a fold right after the previous read */
+    while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+        int prev = q > p ? (unsigned char)q[-1] : c->last_byte;
+        if (prev != '\r')
             return 1;
-        if ((p[i] == ' ' || p[i] == '\t') && prev == '\n')
+        if (q + 1 < end && (q[1] == ' ' || q[1] == '\t'))
             return 1;
+        q++;
     }
-    if (n > 0)
-        c->last_byte = (unsigned char)p[n - 1];
+    c->last_byte = (unsigned char)p[n - 1];
     return 0;
 }
 

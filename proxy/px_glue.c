@@ -8,6 +8,8 @@
 #include "metrics/metrics.h"
 #include "k8s/k8s.h"
 
+#define GLUE_SCORE_DIGITS 10    /* digits of a score (0..100 in practice) */
+
 /* Per-request state of the glue (the hooks' hook_data). */
 typedef struct glue_req {
     sc_endpoint ep;             /* scored endpoint, SC_EP_NONE when not scored */
@@ -57,6 +59,34 @@ static void hint(k8s_hint_kind kind, const glue_req *g, const px_req_view *v, do
         mx_hint_dropped();
 }
 
+/* "X-LiteBrain-Complexity: S\r\nX-LiteBrain-Level: L\r\n" into extra (cap bytes, NUL
+ * included; left empty when it does not fit).  By hand: snprintf was ~2 % of a request. */
+static void glue_extra(char *extra, size_t cap, int score, const char *level)
+{
+    static const char a[] = "X-LiteBrain-Complexity: ", b[] = "\r\nX-LiteBrain-Level: ";
+    char num[GLUE_SCORE_DIGITS];
+    size_t nl = 0, ll = strlen(level), k;
+    unsigned v = score < 0 ? 0u : (unsigned)score;
+
+    do
+        num[sizeof num - 1 - nl++] = (char)('0' + v % 10);
+    while ((v /= 10) && nl < sizeof num);
+    if (sizeof a - 1 + nl + sizeof b - 1 + ll + 2 + 1 > cap) {
+        if (cap)
+            extra[0] = '\0';
+        return;
+    }
+    memcpy(extra, a, sizeof a - 1);
+    k = sizeof a - 1;
+    memcpy(extra + k, num + sizeof num - nl, nl);
+    k += nl;
+    memcpy(extra + k, b, sizeof b - 1);
+    k += sizeof b - 1;
+    memcpy(extra + k, level, ll);
+    k += ll;
+    memcpy(extra + k, "\r\n", 3);            /* with the NUL */
+}
+
 static void on_request(void *ud, void **hd, const px_req_view *v, const char *body, size_t len,
                        char *extra, size_t cap)
 {
@@ -74,8 +104,7 @@ static void on_request(void *ud, void **hd, const px_req_view *v, const char *bo
     g->ep = sc_endpoint_of(v->method, v->path, strlen(v->path));
     if (g->ep != SC_EP_NONE) {
         sc_score(g_scorer, g->ep, body, len, now, &g->res);
-        snprintf(extra, cap, "X-LiteBrain-Complexity: %d\r\nX-LiteBrain-Level: %s\r\n",
-                 g->res.score, sc_level_name(g->res.level));
+        glue_extra(extra, cap, g->res.score, sc_level_name(g->res.level));
         mx_score_observe(g->res.score, now);
     }
     hint(K8S_HINT_START, g, v, now);

@@ -7,6 +7,7 @@
 #include "proxy/px_int.h"
 
 #define PX_HDRS_INITIAL 1024    /* first allocation of a header buffer */
+#define PX_HDRS_KEEP 8192       /* a reset keeps a header buffer up to this size */
 
 /* Make *buf hold at least need bytes (need <= max): capacity doubles from first, capped at
  * max, so appending n bytes at a time stays linear.  -1 when memory ran out (*buf intact). */
@@ -32,8 +33,22 @@ int px_grow(char **buf, size_t *cap, size_t need, size_t first, size_t max)
 /* Empty header set that may hold up to limit bytes. */
 void px_hdrs_init(px_hdrs *h, size_t limit)
 {
-    memset(h, 0, sizeof *h);
+    h->buf = NULL;
+    h->len = h->cap = 0;
     h->limit = limit;
+    h->n = 0;
+    h->in_value = 0;
+}
+
+/* Empty h for the next message, keeping its buffer unless it grew past PX_HDRS_KEEP (why: one
+ * malloc per message less; the offset arrays need no clearing, n says how many are valid). */
+void px_hdrs_reset(px_hdrs *h)
+{
+    if (h->cap > PX_HDRS_KEEP)
+        px_hdrs_free(h);
+    h->len = 0;
+    h->n = 0;
+    h->in_value = 0;
 }
 
 void px_hdrs_free(px_hdrs *h)
@@ -89,12 +104,19 @@ int px_hdrs_end_piece(px_hdrs *h, int is_value)
     return 0;
 }
 
+/* Length of header line i's name. */
+size_t px_hdrs_name_len(const px_hdrs *h, int i)
+{
+    return h->value[i] - h->name[i] - 1;        /* the name's NUL sits just before the value */
+}
+
 /* Value of the first header called name (case-insensitive), or NULL. */
 const char *px_hdrs_get(const px_hdrs *h, const char *name)
 {
+    size_t nl = strlen(name);
     int i;
     for (i = 0; i < h->n; i++)
-        if (strcasecmp(h->buf + h->name[i], name) == 0)
+        if (px_hdrs_name_len(h, i) == nl && strcasecmp(h->buf + h->name[i], name) == 0)
             return h->buf + h->value[i];
     return NULL;
 }
@@ -125,13 +147,27 @@ int px_header_listed(const char *list, const char *name)
 /* Headers that describe one hop and are never forwarded as they are. */
 int px_hop_by_hop(const char *name)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                      "upgrade", "transfer-encoding", NULL};
-    int i;
-    for (i = 0; hop[i]; i++)
-        if (strcasecmp(name, hop[i]) == 0)
+    static const struct { const char *s; size_t n; } hop[] = {
+        {"connection", 10}, {"keep-alive", 10}, {"proxy-connection", 16}, {"te", 2},
+        {"upgrade", 7}, {"transfer-encoding", 17}};
+    size_t nl = strlen(name), i;
+    for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
+        if (nl == hop[i].n && strcasecmp(name, hop[i].s) == 0)
             return 1;
     return 0;
+}
+
+/* Decimal digits of v into out (no NUL); returns their count (at most PX_UINT_DIGITS). */
+size_t px_utoa(char *out, unsigned long long v)
+{
+    char tmp[PX_UINT_DIGITS];
+    size_t k = sizeof tmp;
+    do {
+        tmp[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, tmp + k, sizeof tmp - k);
+    return sizeof tmp - k;
 }
 
 /* Append "name: value\r\n" (one evbuffer_add for ordinary sizes; no printf on the hot path). */

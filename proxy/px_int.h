@@ -18,6 +18,9 @@
 #define PX_RESP_HEAD_MAX (256 * 1024)   /* largest upstream response head accepted */
 #define PX_HEADER_LINE_INLINE 512       /* header lines up to this are built on the stack */
 #define PX_BODY_INITIAL 16384           /* first buffer for a chunked request body */
+#define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
+#define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
+#define PX_UINT_DIGITS 20               /* decimal digits of the largest unsigned long long */
 
 typedef struct px_server px_server;
 typedef struct px_sock px_sock;
@@ -78,6 +81,9 @@ void px_sock_read(px_sock *s, int on);
 int px_sock_connect(px_sock *s, const struct sockaddr *sa, int salen);
 int px_sock_connect_name(px_sock *s, struct evdns_base *dns, const char *host, int port);
 void px_sock_free(px_sock *s);
+struct evbuffer *px_buf_get(void);
+void px_buf_put(struct evbuffer *b);
+void px_buf_pool_free(void);
 
 /* Header lines gathered from llhttp's pieces: "name\0value\0" pairs in one buffer. */
 typedef struct px_hdrs {
@@ -109,7 +115,6 @@ struct px_req {
     char *target;               /* upstream request-target (aliases applied), malloc'd */
     size_t target_len;          /* its length */
     char *path;                 /* NUL-terminated copy of the path for the hooks */
-    px_hdrs hdrs;               /* request headers */
     char *body;                 /* request body (malloc'd; upreq references it) */
     struct evbuffer *upreq;     /* the upstream request, kept for one stale-connection retry */
     size_t body_len;            /* bytes in body */
@@ -125,6 +130,7 @@ struct px_req {
     int relay_raw;              /* relay upstream body bytes as they are (else decoded) */
     char extra[PX_EXTRA_HEADERS_MAX]; /* X-LiteBrain-* headers from the hooks */
     void *hook_data;            /* the hooks' per-request slot */
+    px_hdrs hdrs;               /* request headers (last: a reused px_req keeps them, req_new) */
 };
 
 /* A client connection. */
@@ -193,12 +199,15 @@ struct px_server {
 /* px_http.c */
 int px_grow(char **buf, size_t *cap, size_t need, size_t first, size_t max);
 void px_hdrs_init(px_hdrs *h, size_t limit);
+void px_hdrs_reset(px_hdrs *h);
 void px_hdrs_free(px_hdrs *h);
+size_t px_hdrs_name_len(const px_hdrs *h, int i);
 int px_hdrs_piece(px_hdrs *h, int is_value, const char *p, size_t n);
 int px_hdrs_end_piece(px_hdrs *h, int is_value);
 const char *px_hdrs_get(const px_hdrs *h, const char *name);
 int px_header_listed(const char *list, const char *name);
 int px_hop_by_hop(const char *name);
+size_t px_utoa(char *out, unsigned long long v);
 void px_add_header(struct evbuffer *out, const char *name, const char *value);
 const char *px_reason(int status);
 void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
@@ -216,6 +225,7 @@ void px_close_all(px_server *s);
 void px_conn_stalled(px_conn *c, int stalled);
 void px_sweep(px_server *s);
 void px_req_finish(px_req *r, px_end end, int status);
+void px_req_pool_free(void);
 void px_conn_response_done(px_conn *c);
 void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg);
 void px_server_maybe_exit(px_server *s);

@@ -222,4 +222,6 @@ void px_server_free(px_server *s)
     if (s->dns)
         evdns_base_free(s->dns, 0);
     free(s);
+    px_req_pool_free();
+    px_buf_pool_free();
 }

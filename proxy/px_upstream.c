@@ -37,8 +37,7 @@ static void up_arm(px_up *u, double seconds)
 static int on_message_begin(llhttp_t *p)
 {
     px_up *u = UP(p);
-    px_hdrs_free(&u->hdrs);
-    px_hdrs_init(&u->hdrs, PX_RESP_HEAD_MAX);
+    px_hdrs_reset(&u->hdrs);
     u->reason_len = 0;
     u->reason[0] = '\0';
     return 0;
@@ -138,15 +137,21 @@ static void send_head(px_up *u)
     if (!r->v.content_type)
         r->v.content_type = "";
     {
-        char line[16];                          /* "HTTP/1.1 NNN " */
-        snprintf(line, sizeof line, "HTTP/1.1 %03d ", status % 1000);
-        evbuffer_add(out, line, 13);
-        evbuffer_add(out, u->reason, u->reason_len);
-        evbuffer_add(out, "\r\n", 2);
+        char line[13 + sizeof u->reason + 2];   /* "HTTP/1.1 NNN " reason CRLF */
+        int st = status % 1000;                 /* llhttp allows 0..999 */
+        memcpy(line, "HTTP/1.1 ", 9);
+        line[9] = (char)('0' + st / 100);
+        line[10] = (char)('0' + st / 10 % 10);
+        line[11] = (char)('0' + st % 10);
+        line[12] = ' ';
+        memcpy(line + 13, u->reason, u->reason_len);
+        memcpy(line + 13 + u->reason_len, "\r\n", 2);
+        evbuffer_add(out, line, 13 + u->reason_len + 2);
     }
     for (i = 0; i < u->hdrs.n; i++) {
         const char *n = u->hdrs.buf + u->hdrs.name[i], *v = u->hdrs.buf + u->hdrs.value[i];
-        if (strcasecmp(n, "transfer-encoding") == 0 && r->relay_raw) {
+        if (r->relay_raw && px_hdrs_name_len(&u->hdrs, i) == 17 &&
+            strcasecmp(n, "transfer-encoding") == 0) {
             px_add_header(out, n, v);           /* framing passes through as is */
             continue;
         }
