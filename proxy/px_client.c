@@ -403,6 +403,7 @@ static void req_dispatch(px_conn *c)
     px_req *r = c->req;
     const char *conn_hdr = px_hdrs_get(&r->hdrs, "connection");
     struct evbuffer *out = r->upreq = evbuffer_new();
+    px_head h;
     int i, xff = 0;
 
     if (!out) {
@@ -416,42 +417,47 @@ static void req_dispatch(px_conn *c)
         s->hooks.on_request(s->hooks.ud, &r->hook_data, &r->v, r->body, r->body_len, r->extra,
                             sizeof r->extra);
     }
-    evbuffer_add(out, r->method, strlen(r->method));
-    evbuffer_add(out, " ", 1);
-    evbuffer_add(out, r->target, r->target_len);
-    evbuffer_add(out, " HTTP/1.1\r\n", 11);
-    px_add_header(out, "Host", s->cfg->upstream_authority);
+    px_head_begin(&h, out);
+    px_head_add(&h, r->method, strlen(r->method));
+    px_head_add(&h, " ", 1);
+    px_head_add(&h, r->target, r->target_len);
+    px_head_add(&h, " HTTP/1.1\r\n", 11);
+    px_head_header(&h, "Host", s->cfg->upstream_authority);
     for (i = 0; i < r->hdrs.n; i++) {
         const char *n = r->hdrs.buf + r->hdrs.name[i];
         if (is_xff(&r->hdrs, i))
             xff = 1;
         else if (!drop_request_header(n, conn_hdr))
-            px_add_header(out, n, r->hdrs.buf + r->hdrs.value[i]);
+            px_head_header(&h, n, r->hdrs.buf + r->hdrs.value[i]);
     }
     /* one X-Forwarded-For line: every incoming value in order, then this client */
-    evbuffer_add(out, "X-Forwarded-For: ", 17);
+    px_head_add(&h, "X-Forwarded-For: ", 17);
     for (i = 0; xff && i < r->hdrs.n; i++) {
         const char *v = r->hdrs.buf + r->hdrs.value[i];
         if (is_xff(&r->hdrs, i)) {
-            evbuffer_add(out, v, strlen(v));
-            evbuffer_add(out, ", ", 2);
+            px_head_add(&h, v, strlen(v));
+            px_head_add(&h, ", ", 2);
         }
     }
-    evbuffer_add(out, c->peer_text, strlen(c->peer_text));
-    evbuffer_add(out, "\r\n", 2);
+    px_head_add(&h, c->peer_text, strlen(c->peer_text));
+    px_head_add(&h, "\r\n", 2);
     if (r->has_body) {
-        char line[16 + PX_UINT_DIGITS + 2];
-        size_t k;
-        memcpy(line, "Content-Length: ", 16);
-        k = 16 + px_utoa(line + 16, r->body_len);
-        memcpy(line + k, "\r\n", 2);
-        evbuffer_add(out, line, k + 2);
+        char num[PX_UINT_DIGITS];
+        px_head_add(&h, "Content-Length: ", 16);
+        px_head_add(&h, num, px_utoa(num, r->body_len));
+        px_head_add(&h, "\r\n", 2);
     }
-    evbuffer_add(out, "\r\n", 2);
-    if (r->body_len > 0) {
+    px_head_add(&h, "\r\n", 2);
+    if (r->body_len > 0 && r->body_len <= PX_BODY_COPY_MAX) {
+        px_head_add(&h, r->body, r->body_len);  /* small: one piece with the head */
+        px_head_end(&h);
+    } else if (r->body_len > 0) {
         /* why: no copy of a body that may be 64 MiB; r outlives every upstream buffer that
          * references it (the upstream connection is freed or drained before r is) */
+        px_head_end(&h);
         evbuffer_add_reference(out, r->body, r->body_len, NULL, NULL);
+    } else {
+        px_head_end(&h);
     }
     r->v.t_sent = px_now();
     px_up_dispatch(s, r);

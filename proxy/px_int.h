@@ -16,7 +16,9 @@
 #define PX_EXTRA_HEADERS_MAX 256        /* response headers the hooks may add */
 #define PX_PIPELINE_MAX (1024 * 1024)   /* buffered pipelined input before reads pause */
 #define PX_RESP_HEAD_MAX (256 * 1024)   /* largest upstream response head accepted */
-#define PX_HEADER_LINE_INLINE 512       /* header lines up to this are built on the stack */
+#define PX_HEAD_INLINE 4096             /* message head bytes built on the stack (px_head) */
+#define PX_BODY_COPY_MAX 2048           /* request bodies up to this go upstream copied with
+                                           the head; larger ones by reference */
 #define PX_BODY_INITIAL 16384           /* first buffer for a chunked request body */
 #define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
@@ -68,6 +70,7 @@ struct px_sock {
     unsigned failed : 1;        /* an error is pending or was reported */
     unsigned reported : 1;      /* EOF/ERROR already reported */
     unsigned dead : 1;          /* freed inside its own callback */
+    unsigned big_reads : 1;     /* last read filled its space: reserve PX_READ_CHUNK */
 };
 
 px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd);
@@ -96,6 +99,13 @@ typedef struct px_hdrs {
     int n;                      /* complete lines */
     int in_value;               /* 0 between lines, 1 inside a name, 2 inside a value */
 } px_hdrs;
+
+/* A message head built flat on the stack, then added to an evbuffer in one piece. */
+typedef struct px_head {
+    struct evbuffer *out;       /* destination (px_head_end, or when buf spills) */
+    size_t len;                 /* bytes in buf */
+    char buf[PX_HEAD_INLINE];   /* the head so far */
+} px_head;
 
 typedef enum {
     RQ_HEAD = 0,                /* reading the request head */
@@ -208,7 +218,10 @@ const char *px_hdrs_get(const px_hdrs *h, const char *name);
 int px_header_listed(const char *list, const char *name);
 int px_hop_by_hop(const char *name);
 size_t px_utoa(char *out, unsigned long long v);
-void px_add_header(struct evbuffer *out, const char *name, const char *value);
+void px_head_begin(px_head *h, struct evbuffer *out);
+void px_head_add(px_head *h, const void *p, size_t n);
+void px_head_header(px_head *h, const char *name, const char *value);
+void px_head_end(px_head *h);
 const char *px_reason(int status);
 void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
 

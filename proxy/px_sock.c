@@ -18,7 +18,9 @@
 #include <event2/dns.h>
 #include "proxy/px_int.h"
 
-#define PX_READ_BUDGET 4                /* reads of PX_READ_CHUNK per wake-up before yielding */
+#define PX_READ_BUDGET 4                /* reads per wake-up before yielding */
+#define PX_READ_SMALL 960               /* small read: with libevent's chain header, a 1 KiB
+                                           malloc (glibc's tcache serves up to 1032 bytes) */
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -164,14 +166,21 @@ static size_t sock_read(px_sock *s)
         struct evbuffer_iovec v;
         ssize_t n;
 
-        if (evbuffer_reserve_space(s->in, PX_READ_CHUNK, &v, 1) < 1)
+        size_t want = s->big_reads ? PX_READ_CHUNK : PX_READ_SMALL;
+        if (evbuffer_reserve_space(s->in, (ev_ssize_t)want, &v, 1) < 1)
             break;
         n = recv(s->fd, v.iov_base, v.iov_len, 0);
         if (n > 0) {
+            size_t space = v.iov_len;
             v.iov_len = (size_t)n;
             evbuffer_commit_space(s->in, &v, 1);
             total += (size_t)n;
-            if ((size_t)n < (size_t)PX_READ_CHUNK && !s->rdhup) {
+            /* why two sizes: libevent rounds a 16 KiB reservation up to a 32 KiB chain, a
+             * malloc that misses glibc's per-thread cache on every read; most reads (requests,
+             * answers, stream chunks) fit a small chain that hits it.  A read that fills its
+             * space switches to big reads until a small read comes again. */
+            s->big_reads = (size_t)n >= want;
+            if ((size_t)n < space && !s->rdhup) {
                 /* why: a short read drained the socket; with edge triggering any later byte
                  * raises a new edge, so no recv() just to hear EAGAIN.  A FIN queued behind
                  * the data raises no new edge, but EPOLLRDHUP (EV_CLOSED) told us about it, and

@@ -127,6 +127,7 @@ static void send_head(px_up *u)
     const char *conn_hdr = px_hdrs_get(&u->hdrs, "connection");
     int status = llhttp_get_status_code(&u->parser), i;
     int needs_eof = !r->is_head && llhttp_message_needs_eof(&u->parser);
+    px_head h;
 
     r->relay_raw = !(r->http10 && u->chunked);
     if (needs_eof || !r->keepalive || s->draining)
@@ -137,32 +138,34 @@ static void send_head(px_up *u)
     if (!r->v.content_type)
         r->v.content_type = "";
     {
-        char line[13 + sizeof u->reason + 2];   /* "HTTP/1.1 NNN " reason CRLF */
+        char line[13];                          /* "HTTP/1.1 NNN " */
         int st = status % 1000;                 /* llhttp allows 0..999 */
         memcpy(line, "HTTP/1.1 ", 9);
         line[9] = (char)('0' + st / 100);
         line[10] = (char)('0' + st / 10 % 10);
         line[11] = (char)('0' + st % 10);
         line[12] = ' ';
-        memcpy(line + 13, u->reason, u->reason_len);
-        memcpy(line + 13 + u->reason_len, "\r\n", 2);
-        evbuffer_add(out, line, 13 + u->reason_len + 2);
+        px_head_begin(&h, out);
+        px_head_add(&h, line, sizeof line);
+        px_head_add(&h, u->reason, u->reason_len);
+        px_head_add(&h, "\r\n", 2);
     }
     for (i = 0; i < u->hdrs.n; i++) {
         const char *n = u->hdrs.buf + u->hdrs.name[i], *v = u->hdrs.buf + u->hdrs.value[i];
         if (r->relay_raw && px_hdrs_name_len(&u->hdrs, i) == 17 &&
             strcasecmp(n, "transfer-encoding") == 0) {
-            px_add_header(out, n, v);           /* framing passes through as is */
+            px_head_header(&h, n, v);           /* framing passes through as is */
             continue;
         }
         if (px_hop_by_hop(n) || (conn_hdr && px_header_listed(conn_hdr, n)))
             continue;
-        px_add_header(out, n, v);
+        px_head_header(&h, n, v);
     }
-    evbuffer_add(out, r->extra, strlen(r->extra));
+    px_head_add(&h, r->extra, strlen(r->extra));
     if (r->close_after)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add(out, "\r\n", 2);
+        px_head_add(&h, "Connection: close\r\n", 19);
+    px_head_add(&h, "\r\n", 2);
+    px_head_end(&h);
     r->head_sent = 1;
     if (s->hooks.on_head)
         s->hooks.on_head(s->hooks.ud, &r->hook_data, &r->v);
