@@ -10,11 +10,14 @@ cd "$(dirname "$0")/.." || exit 2
 B=${LB_BUILD:-build}
 PROXY=$B/litebrain-proxy SIM=$B/ollama-sim LOAD=$B/lbload
 ROUNDS=${BENCH_ROUNDS:-5} SECS=${BENCH_SECONDS:-5}
+HZ=$(getconf CLK_TCK)   # /proc/*/stat ticks per second
 SMALL_CONNS=64          # wrk connections for the small case
 STREAM_CONNS=32         # concurrent streams in the streaming case
 STREAM_REQS=10          # streams per connection per round
 STREAM_TOKENS=100       # lines per stream
 STREAM_TPS=500          # the sim's token rate: one line every 2 ms
+SOLO_REQS=50            # streams one after another (TTFB without a burst in front of it)
+SOLO_TOKENS=10          # lines per such stream
 BIG_REQS=${BENCH_BIG_REQS:-10}  # 10 MiB bodies per target per round (paired)
 LONG_STREAMS=1000       # concurrent long streams (memory)
 IDLE_CONNS=5000         # idle keep-alive connections (memory)
@@ -40,8 +43,14 @@ waitport() {  # port: wait until it accepts (the servers print nothing at --log-
 }
 rss_kib() { awk '/^VmRSS:/ {s += $2} END {print s + 0}' "${@/#//proc/}" 2>/dev/null; }
 rss_of() { local s=0; for p in "$@"; do s=$((s + $(awk '/^VmRSS:/ {print $2}' /proc/"$p"/status))); done; echo $s; }
-cpu_ticks() {  # pids: user + system CPU clock ticks so far (fields 14 and 15 of /proc/PID/stat)
-    local p; for p in "$@"; do cat /proc/"$p"/stat; done | awk '{ sub(/^.*\) /, ""); s += $12 + $13 } END { print s + 0 }'
+cpu_ticks() {  # pids: "user system" CPU clock ticks so far (fields 14 and 15 of /proc/PID/stat)
+    local p; for p in "$@"; do cat /proc/"$p"/stat; done | awk '{ sub(/^.*\) /, ""); u += $12; s += $13 } END { print u + 0, s + 0 }'
+}
+per_req() {  # ticks: CPU µs per request of the last wrk run ($nreq requests)
+    awk -v c="$1" -v n="$nreq" -v hz="$HZ" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }'
+}
+box_ticks() {  # busy clock ticks of the whole box so far: user nice system irq softirq steal
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
 }
 server_pids() { case $1 in litebrain) echo $LBPID ;; nginx) echo $NGPID $NGWORKER ;; esac; }  # target
 
@@ -49,6 +58,7 @@ server_pids() { case $1 in litebrain) echo $LBPID ;; nginx) echo $NGPID $NGWORKE
 start_sim --parallel 8192 --max-queue 65536 \
     --model "qwen2.5:3b:0:1000000:8" \
     --model "llama3.2:latest:0:$STREAM_TPS:$STREAM_TOKENS" \
+    --model "llama3.2:1b:0:$STREAM_TPS:$SOLO_TOKENS" \
     --model "codellama:7b:0:2:100000" || die "simulator did not start"
 
 # ---- litebrain-proxy on core 0, scoring every body, access log off (--log-level warn) ----
@@ -117,6 +127,7 @@ R="$tmp/results"    # lines: case target metric value
 printf '{"model":"qwen2.5:3b","prompt":"Why is the sky blue?","stream":false}' >"$tmp/small.json"
 printf '{"model":"llama3.2","prompt":"Write a haiku about the sea.","stream":true}' >"$tmp/stream.json"
 printf '{"model":"codellama:7b","prompt":"Explain this code.","stream":true}' >"$tmp/long.json"
+printf '{"model":"llama3.2:1b","prompt":"Write a haiku about the sea.","stream":true}' >"$tmp/solo.json"
 {
     printf '{"model":"qwen2.5:3b","prompt":"What is in this picture?","stream":false,"images":["'
     head -c $((10 * 1024 * 1024 * 3 / 4 - 200)) /dev/urandom | base64 -w0
@@ -133,7 +144,7 @@ to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v
 
 # ---- warm-up: every target answers each body once ----
 for t in $TARGETS; do
-    for b in small stream big; do
+    for b in small stream solo big; do
         taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/$b.json" >/dev/null \
             || die "warm-up of $t with $b failed"
     done
@@ -143,15 +154,20 @@ echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct, litebrain,
 for round in $(seq 1 "$ROUNDS"); do
     for t in $TARGETS; do
         srv=$(server_pids $t)
-        c0=$([ -n "$srv" ] && cpu_ticks $srv)
+        c0=($([ -n "$srv" ] && cpu_ticks $srv)) b0=$(box_ticks)
         out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \
               "http://127.0.0.1:${PORT[$t]}/api/generate") || die "wrk on $t failed"
+        b1=$(box_ticks)
         rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
         p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
         p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
-        if [ -n "$srv" ]; then   # the server's CPU time per answered request, in µs
-            echo "small $t cpu_us $(echo "$out" | awk -v c=$(($(cpu_ticks $srv) - c0)) -v hz=$(getconf CLK_TCK) \
-                '/ requests in / { printf "%.1f", c * 1e6 / hz / $1 }')" >>"$R"
+        nreq=$(echo "$out" | awk '/ requests in / {print $1}')
+        echo "small $t box_us $(per_req $((b1 - b0)))" >>"$R"   # every process and the kernel
+        if [ -n "$srv" ]; then   # the server's own CPU time per answered request, in µs
+            c1=($(cpu_ticks $srv))
+            echo "small $t user_us $(per_req $((c1[0] - c0[0])))" >>"$R"
+            echo "small $t sys_us $(per_req $((c1[1] - c0[1])))" >>"$R"
+            echo "small $t cpu_us $(per_req $((c1[0] + c1[1] - c0[0] - c0[1])))" >>"$R"
         fi
         errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "sock"}' | head -1)
         echo "small $t rps $rps" >>"$R"
@@ -167,6 +183,10 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "stream $t lag $(kv "$out" line_lag_p50_ms)" >>"$R"
         echo "stream $t lag99 $(kv "$out" line_lag_p99_ms)" >>"$R"
         echo "stream $t gap $(kv "$out" line_gap_ms)" >>"$R"
+        out=$(taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/solo.json" \
+              --conns 1 --requests $SOLO_REQS --interval-ms $((1000 / STREAM_TPS))) \
+              || die "one-stream case on $t failed"
+        echo "solo $t ttfb $(kv "$out" ttfb_p50_ms)" >>"$R"
     done
     # 10 MiB: paired — each request goes to direct, litebrain, nginx in turn, so the drift of
     # the box's load (the sim's own JSON parse of 10 MiB varies by ±0.1 s) hits all three alike
@@ -235,8 +255,9 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 
 for t in $TARGETS; do
-    for m in rps p50 p99 cpu_us; do eval "S_${m}_$t=$(med small $t $m)"; done
+    for m in rps p50 p99 cpu_us user_us sys_us box_us; do eval "S_${m}_$t=$(med small $t $m)"; done
     for m in ttfb ttfb99 lag lag99 gap; do eval "T_${m}_$t=$(med stream $t $m)"; done
+    eval "O_ttfb_$t=$(med solo $t ttfb)"
     eval "G_$t=$(med big $t lat)"
     eval "GA_$t=$(med big $t add)"
 done
@@ -244,6 +265,7 @@ for t in litebrain nginx; do
     for m in stream_kib idle_kib stream_base stream_rss idle_base idle_rss; do eval "M_${m}_$t=$(med mem $t $m)"; done
 done
 lb_ttfb_add=$(sub $T_ttfb_litebrain $T_ttfb_direct); ng_ttfb_add=$(sub $T_ttfb_nginx $T_ttfb_direct)
+lb_solo_add=$(sub $O_ttfb_litebrain $O_ttfb_direct); ng_solo_add=$(sub $O_ttfb_nginx $O_ttfb_direct)
 lb_lag_add=$(sub $T_lag_litebrain $T_lag_direct); ng_lag_add=$(sub $T_lag_nginx $T_lag_direct)
 lb_big_add=$GA_litebrain ng_big_add=$GA_nginx
 errors=$(awk '$3 == "errors"' "$R")
@@ -260,6 +282,9 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | | p50 ms | $S_p50_direct | $S_p50_litebrain | $S_p50_nginx | $(ratio $S_p50_litebrain $S_p50_nginx) | | |
 | | p99 ms | $S_p99_direct | $S_p99_litebrain | $S_p99_nginx | $(ratio $S_p99_litebrain $S_p99_nginx) | | |
 | | server CPU µs per request (user + sys) | — | $S_cpu_us_litebrain | $S_cpu_us_nginx | $(ratio $S_cpu_us_litebrain $S_cpu_us_nginx) | | |
+| | … of which user / sys µs | — | $S_user_us_litebrain / $S_sys_us_litebrain | $S_user_us_nginx / $S_sys_us_nginx | | | |
+| | box CPU µs per request (every process + kernel, both cores) | $S_box_us_direct | $S_box_us_litebrain | $S_box_us_nginx | $(ratio $S_box_us_litebrain $S_box_us_nginx) | | |
+| | ceiling: litebrain / nginx req/s if litebrain used no CPU (box CPU-bound) | — | — | — | $(awk -v b=$S_box_us_nginx -v c=$S_cpu_us_nginx 'BEGIN { if (b - c > 0) printf "%.2f", b / (b - c); else print "n/a" }') | | |
 | stream, $STREAM_CONNS × $STREAM_TOKENS lines @ $((1000 / STREAM_TPS)) ms | TTFB p50 ms | $T_ttfb_direct | $T_ttfb_litebrain | $T_ttfb_nginx | | | |
 | | TTFB added ms | — | $lb_ttfb_add | $ng_ttfb_add | $(ratio $lb_ttfb_add $ng_ttfb_add) | ≤ nginx | $(verdict $(awk -v a=$lb_ttfb_add -v b=$ng_ttfb_add 'BEGIN{print (a <= b)}')) |
 | | TTFB p99 ms | $T_ttfb99_direct | $T_ttfb99_litebrain | $T_ttfb99_nginx | | | |
@@ -267,6 +292,8 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | | line lag p50 added ms | — | $lb_lag_add | $ng_lag_add | | | |
 | | line lag p99 ms | $T_lag99_direct | $T_lag99_litebrain | $T_lag99_nginx | | | |
 | | mean gap ms | $T_gap_direct | $T_gap_litebrain | $T_gap_nginx | | | |
+| stream, one at a time ($SOLO_REQS × $SOLO_TOKENS lines) | TTFB p50 ms | $O_ttfb_direct | $O_ttfb_litebrain | $O_ttfb_nginx | | | |
+| | TTFB added ms | — | $lb_solo_add | $ng_solo_add | $(ratio $lb_solo_add $ng_solo_add) | ≤ nginx | $(verdict $(awk -v a=$lb_solo_add -v b=$ng_solo_add 'BEGIN{print (a <= b)}')) |
 | $LONG_STREAMS long streams open | KiB per stream | — | $M_stream_kib_litebrain | $M_stream_kib_nginx | $(ratio $M_stream_kib_litebrain $M_stream_kib_nginx) | ≤ nginx, ≤ 16 | $(verdict $(awk -v a=$M_stream_kib_litebrain -v b=$M_stream_kib_nginx 'BEGIN{print (a <= b && a <= 16)}')) |
 | | RSS KiB idle → open | — | $M_stream_base_litebrain → $M_stream_rss_litebrain | $M_stream_base_nginx → $M_stream_rss_nginx | | | |
 | $IDLE_CONNS idle keep-alive conns | KiB per conn | — | $M_idle_kib_litebrain | $M_idle_kib_nginx | $(ratio $M_idle_kib_litebrain $M_idle_kib_nginx) | ≤ nginx, ≤ 1 | $(verdict $(awk -v a=$M_idle_kib_litebrain -v b=$M_idle_kib_nginx 'BEGIN{print (a <= b && a <= 1)}')) |

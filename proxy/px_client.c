@@ -61,7 +61,7 @@ static void req_free(px_req *r)
     free(r->target);
     free(r->path);
     free(r->body);
-    if (req_pool_n < PX_REQ_POOL_MAX) {
+    if (PX_POOLING && req_pool_n < PX_REQ_POOL_MAX) {
         req_pool[req_pool_n++] = r;
         return;
     }

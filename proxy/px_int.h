@@ -22,6 +22,11 @@
 #define PX_BODY_INITIAL 16384           /* first buffer for a chunked request body */
 #define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
+#ifdef __SANITIZE_ADDRESS__
+#define PX_POOLING 0                    /* ASan: no reuse, so a use after free is still caught */
+#else
+#define PX_POOLING 1                    /* reuse pooled evbuffers and exchanges */
+#endif
 #define PX_UINT_DIGITS 20               /* decimal digits of the largest unsigned long long */
 
 typedef struct px_server px_server;

@@ -41,7 +41,7 @@ void px_buf_put(struct evbuffer *b)
 {
     if (!b)
         return;
-    if (buf_pool_n == PX_BUF_POOL_MAX) {
+    if (!PX_POOLING || buf_pool_n == PX_BUF_POOL_MAX) {
         evbuffer_free(b);
         return;
     }

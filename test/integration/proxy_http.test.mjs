@@ -214,6 +214,23 @@ itest('Host is rewritten upstream, X-Forwarded-For appended, Connection-named he
     assert.deepEqual(evHeaders(ev2, 'x-forwarded-for'), ['127.0.0.1']);
 });
 
+itest('long heads and bodies on both sides of the inline sizes reach the sim whole and in order', async () => {
+    // 6 headers of 2 KiB: the upstream head outgrows the proxy's 4 KiB head buffer (it spills);
+    // bodies just under and over the 2 KiB that travel copied with the head, and a large one
+    const long = Array.from({ length: 6 }, (_, i) => [`X-Long-${i}`, String.fromCharCode(97 + i).repeat(2048)]);
+    const h = [['Host', hostOf(px.port)], ['Content-Type', 'application/json'], ...long];
+    for (const n of [1, 1990, 2100, 70000]) {
+        const body = json({ model: MODEL, prompt: 'y'.repeat(n), stream: false });
+        const since = sim.mark();
+        const r = await rawRequest(px.port, buildRequest('POST', `/api/generate?long=${n}`, h, body));
+        assert.equal(r.status, 200, `${n}: ${r.statusLine}`);
+        const ev = await sim.waitEvent((e) => e.event === 'request' && (e.query || '').includes(`long=${n}`), WAIT_TIMEOUT_MS, since);
+        assert.deepEqual(ev.headers.filter(([k]) => /^x-long-/i.test(k)), long, `${n}: long headers whole and in order`);
+        assert.equal(ev.body_len, body.length, `${n}: body length`);
+        if (ev.body !== undefined) assert.equal(ev.body, body, `${n}: body bytes`);
+    }
+});
+
 itest('aliases /chat/completions, /completions, /embeddings, /models reach the sim as /v1/...', async () => {
     const h = [['Host', hostOf(px.port)], ['Content-Type', 'application/json']];
     const cases = [
