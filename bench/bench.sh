@@ -49,8 +49,8 @@ cpu_ticks() {  # pids: "user system" CPU clock ticks so far (fields 14 and 15 of
 per_req() {  # ticks: CPU µs per request of the last wrk run ($nreq requests)
     awk -v c="$1" -v n="$nreq" -v hz="$HZ" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }'
 }
-box_ticks() {  # busy clock ticks of the whole box so far: user nice system irq softirq steal
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+box_ticks() {  # "busy all" clock ticks of the whole box so far (busy: user nice system irq softirq steal)
+    awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat
 }
 server_pids() { case $1 in litebrain) echo $LBPID ;; nginx) echo $NGPID $NGWORKER ;; esac; }  # target
 
@@ -154,15 +154,16 @@ echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct, litebrain,
 for round in $(seq 1 "$ROUNDS"); do
     for t in $TARGETS; do
         srv=$(server_pids $t)
-        c0=($([ -n "$srv" ] && cpu_ticks $srv)) b0=$(box_ticks)
+        c0=($([ -n "$srv" ] && cpu_ticks $srv)) b0=($(box_ticks))
         out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \
               "http://127.0.0.1:${PORT[$t]}/api/generate") || die "wrk on $t failed"
-        b1=$(box_ticks)
+        b1=($(box_ticks))
         rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
         p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
         p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
         nreq=$(echo "$out" | awk '/ requests in / {print $1}')
-        echo "small $t box_us $(per_req $((b1 - b0)))" >>"$R"   # every process and the kernel
+        echo "small $t box_us $(per_req $((b1[0] - b0[0])))" >>"$R"   # every process and the kernel
+        echo "small $t box_busy $(awk -v b=$((b1[0] - b0[0])) -v a=$((b1[1] - b0[1])) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')" >>"$R"
         if [ -n "$srv" ]; then   # the server's own CPU time per answered request, in µs
             c1=($(cpu_ticks $srv))
             echo "small $t user_us $(per_req $((c1[0] - c0[0])))" >>"$R"
@@ -255,7 +256,7 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 
 for t in $TARGETS; do
-    for m in rps p50 p99 cpu_us user_us sys_us box_us; do eval "S_${m}_$t=$(med small $t $m)"; done
+    for m in rps p50 p99 cpu_us user_us sys_us box_us box_busy; do eval "S_${m}_$t=$(med small $t $m)"; done
     for m in ttfb ttfb99 lag lag99 gap; do eval "T_${m}_$t=$(med stream $t $m)"; done
     eval "O_ttfb_$t=$(med solo $t ttfb)"
     eval "G_$t=$(med big $t lat)"
@@ -284,6 +285,7 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | | server CPU µs per request (user + sys) | — | $S_cpu_us_litebrain | $S_cpu_us_nginx | $(ratio $S_cpu_us_litebrain $S_cpu_us_nginx) | | |
 | | … of which user / sys µs | — | $S_user_us_litebrain / $S_sys_us_litebrain | $S_user_us_nginx / $S_sys_us_nginx | | | |
 | | box CPU µs per request (every process + kernel, both cores) | $S_box_us_direct | $S_box_us_litebrain | $S_box_us_nginx | $(ratio $S_box_us_litebrain $S_box_us_nginx) | | |
+| | box busy % (both cores) | $S_box_busy_direct | $S_box_busy_litebrain | $S_box_busy_nginx | | | |
 | | ceiling: litebrain / nginx req/s if litebrain used no CPU (box CPU-bound) | — | — | — | $(awk -v b=$S_box_us_nginx -v c=$S_cpu_us_nginx 'BEGIN { if (b - c > 0) printf "%.2f", b / (b - c); else print "n/a" }') | | |
 | stream, $STREAM_CONNS × $STREAM_TOKENS lines @ $((1000 / STREAM_TPS)) ms | TTFB p50 ms | $T_ttfb_direct | $T_ttfb_litebrain | $T_ttfb_nginx | | | |
 | | TTFB added ms | — | $lb_ttfb_add | $ng_ttfb_add | $(ratio $lb_ttfb_add $ng_ttfb_add) | ≤ nginx | $(verdict $(awk -v a=$lb_ttfb_add -v b=$ng_ttfb_add 'BEGIN{print (a <= b)}')) |
