@@ -62,6 +62,7 @@ int px_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 /* ---- logging: one JSON object per line on stderr; never prompt or response text ---- */
 void px_log_set_level(px_log_level l);
+int px_log_on(px_log_level l);
 /* fields is a preformatted JSON fragment ("\"k\":1,\"s\":\"x\"") or NULL */
 void px_log(px_log_level l, const char *msg, const char *fmt_fields, ...)
     __attribute__((format(printf, 3, 4)));

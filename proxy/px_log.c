@@ -14,6 +14,9 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 /* Set the minimum level that is written. */
 void px_log_set_level(px_log_level l) { g_level = l; }
 
+/* 1 when lines of level l are written (lets a caller skip preparing fields nobody reads). */
+int px_log_on(px_log_level l) { return l >= g_level; }
+
 /* Write one JSON object: ts, level, msg, then the caller's preformatted fields.  msg must be a
  * constant without characters that need escaping. */
 void px_log(px_log_level l, const char *msg, const char *fmt_fields, ...)
