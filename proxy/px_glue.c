@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "proxy/proxy.h"
+#include "proxy/px_int.h"
 #include "scoring/scoring.h"
 #include "metrics/metrics.h"
 #include "k8s/k8s.h"
-
-#define GLUE_SCORE_DIGITS 10    /* digits of a score (0..100 in practice) */
 
 /* Per-request state of the glue (the hooks' hook_data). */
 typedef struct glue_req {
@@ -64,27 +63,19 @@ static void hint(k8s_hint_kind kind, const glue_req *g, const px_req_view *v, do
 static void glue_extra(char *extra, size_t cap, int score, const char *level)
 {
     static const char a[] = "X-LiteBrain-Complexity: ", b[] = "\r\nX-LiteBrain-Level: ";
-    char num[GLUE_SCORE_DIGITS];
-    size_t nl = 0, ll = strlen(level), k;
-    unsigned v = score < 0 ? 0u : (unsigned)score;
+    char num[PX_UINT_DIGITS], *p;
+    size_t nl = px_utoa(num, score < 0 ? 0u : (unsigned)score), ll = strlen(level);
 
-    do
-        num[sizeof num - 1 - nl++] = (char)('0' + v % 10);
-    while ((v /= 10) && nl < sizeof num);
-    if (sizeof a - 1 + nl + sizeof b - 1 + ll + 2 + 1 > cap) {
+    if ((sizeof a - 1) + nl + (sizeof b - 1) + ll + 3 > cap) {     /* 3: CRLF and the NUL */
         if (cap)
             extra[0] = '\0';
         return;
     }
-    memcpy(extra, a, sizeof a - 1);
-    k = sizeof a - 1;
-    memcpy(extra + k, num + sizeof num - nl, nl);
-    k += nl;
-    memcpy(extra + k, b, sizeof b - 1);
-    k += sizeof b - 1;
-    memcpy(extra + k, level, ll);
-    k += ll;
-    memcpy(extra + k, "\r\n", 3);            /* with the NUL */
+    p = mempcpy(extra, a, sizeof a - 1);
+    p = mempcpy(p, num, nl);
+    p = mempcpy(p, b, sizeof b - 1);
+    p = mempcpy(p, level, ll);
+    memcpy(p, "\r\n", 3);
 }
 
 static void on_request(void *ud, void **hd, const px_req_view *v, const char *body, size_t len,
