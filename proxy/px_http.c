@@ -104,7 +104,8 @@ int px_hdrs_end_piece(px_hdrs *h, int is_value)
     return 0;
 }
 
-/* Length of header line i's name. */
+/* Length of header line i's name.  Holds because llhttp runs strict (no lenient flags): a
+ * name is a token and cannot contain the NUL that ends it here. */
 size_t px_hdrs_name_len(const px_hdrs *h, int i)
 {
     return h->value[i] - h->name[i] - 1;        /* the name's NUL sits just before the value */

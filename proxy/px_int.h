@@ -22,7 +22,12 @@
 #define PX_BODY_INITIAL 16384           /* first buffer for a chunked request body */
 #define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
-#ifdef __SANITIZE_ADDRESS__
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PX_ASAN 1                       /* clang says so this way */
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(PX_ASAN)
 #define PX_POOLING 0                    /* ASan: no reuse, so a use after free is still caught */
 #else
 #define PX_POOLING 1                    /* reuse pooled evbuffers and exchanges */
@@ -130,7 +135,7 @@ struct px_req {
     char *target;               /* upstream request-target (aliases applied), malloc'd */
     size_t target_len;          /* its length */
     char *path;                 /* NUL-terminated copy of the path for the hooks */
-    char *body;                 /* request body (malloc'd; upreq references it) */
+    char *body;                 /* request body (malloc'd; upreq references it past 2 KiB) */
     struct evbuffer *upreq;     /* the upstream request, kept for one stale-connection retry */
     size_t body_len;            /* bytes in body */
     size_t body_cap;            /* bytes allocated */

@@ -219,7 +219,7 @@ itest('long heads and bodies on both sides of the inline sizes reach the sim who
     // bodies just under and over the 2 KiB that travel copied with the head, and a large one
     const long = Array.from({ length: 6 }, (_, i) => [`X-Long-${i}`, String.fromCharCode(97 + i).repeat(2048)]);
     const h = [['Host', hostOf(px.port)], ['Content-Type', 'application/json'], ...long];
-    for (const n of [1, 1990, 2100, 70000]) {
+    for (const n of [1, 1990, 2100, 60000]) {         // the sim reports bodies up to 64 KiB
         const body = json({ model: MODEL, prompt: 'y'.repeat(n), stream: false });
         const since = sim.mark();
         const r = await rawRequest(px.port, buildRequest('POST', `/api/generate?long=${n}`, h, body));
@@ -227,7 +227,7 @@ itest('long heads and bodies on both sides of the inline sizes reach the sim who
         const ev = await sim.waitEvent((e) => e.event === 'request' && (e.query || '').includes(`long=${n}`), WAIT_TIMEOUT_MS, since);
         assert.deepEqual(ev.headers.filter(([k]) => /^x-long-/i.test(k)), long, `${n}: long headers whole and in order`);
         assert.equal(ev.body_len, body.length, `${n}: body length`);
-        if (ev.body !== undefined) assert.equal(ev.body, body, `${n}: body bytes`);
+        assert.equal(ev.body, body, `${n}: body bytes`);
     }
 });
 
