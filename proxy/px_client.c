@@ -467,29 +467,6 @@ static void req_dispatch(px_conn *c)
 
 /* ---------- reading ---------- */
 
-/* 1 when the head bytes p[0..n) hold a LF not preceded by CR, or a line that starts with a
- * space or tab (obs-fold).  llhttp 8 tolerates both in places; we do not, since a proxy and a
- * server that disagree on where a header ends is how requests get smuggled. */
-static int head_bad(px_conn *c, const char *p, size_t n)
-{
-    const char *q = p, *end = p + n;
-
-    if (n == 0)
-        return 0;
-    if (c->last_byte == '\n' && (p[0] == ' ' || p[0] == '\t'))
-        return 1;                               /* a fold right after the previous read */
-    while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
-        int prev = q > p ? (unsigned char)q[-1] : c->last_byte;
-        if (prev != '\r')
-            return 1;
-        if (q + 1 < end && (q[1] == ' ' || q[1] == '\t'))
-            return 1;
-        q++;
-    }
-    c->last_byte = (unsigned char)p[n - 1];
-    return 0;
-}
-
 /* Feed len bytes at p to the parser; *used gets the bytes consumed.  Returns 0 to go on, 1 when
  * a request is complete (parser paused), -1 after answering a parse error. */
 static int feed(px_conn *c, const char *p, size_t len, size_t *used)
@@ -511,7 +488,7 @@ static int feed(px_conn *c, const char *p, size_t len, size_t *used)
                           st == 501 ? "unsupported method" : "malformed HTTP request", 1);
         return -1;
     }
-    if (in_head && head_bad(c, p, *used)) {
+    if (in_head && px_bad_line_ends(p, *used, &c->last_byte)) {
         conn_error(c, 400, "malformed HTTP request", 1);
         return -1;
     }

@@ -1,5 +1,6 @@
 /* px_http.c — HTTP helpers shared by the client and upstream sides: gathering header pieces,
- * hop-by-hop rules, reason phrases, and the proxy's own error responses. */
+ * hop-by-hop rules, the line-end check of request heads, heads built flat (px_head), reason
+ * phrases, and the proxy's own error responses. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,30 @@ size_t px_utoa(char *out, unsigned long long v)
     } while (v);
     memcpy(out, tmp + k, sizeof tmp - k);
     return sizeof tmp - k;
+}
+
+/* 1 when the head bytes p[0..n) hold a LF not preceded by CR, or a line that starts with a
+ * space or tab (obs-fold).  *last_byte carries the byte before p across reads (0 at the start
+ * of a head) and is updated.  llhttp 8 tolerates both in places; we do not, since a proxy and a
+ * server that disagree on where a header ends is how requests get smuggled. */
+int px_bad_line_ends(const char *p, size_t n, int *last_byte)
+{
+    const char *q = p, *end = p + n;
+
+    if (n == 0)
+        return 0;
+    if (*last_byte == '\n' && (p[0] == ' ' || p[0] == '\t'))
+        return 1;                               /* a fold right after the previous read */
+    while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+        int prev = q > p ? (unsigned char)q[-1] : *last_byte;
+        if (prev != '\r')
+            return 1;
+        if (q + 1 < end && (q[1] == ' ' || q[1] == '\t'))
+            return 1;
+        q++;
+    }
+    *last_byte = (unsigned char)p[n - 1];
+    return 0;
 }
 
 /* Start a head that will be added to out. */

@@ -228,6 +228,7 @@ const char *px_hdrs_get(const px_hdrs *h, const char *name);
 int px_header_listed(const char *list, const char *name);
 int px_hop_by_hop(const char *name);
 size_t px_utoa(char *out, unsigned long long v);
+int px_bad_line_ends(const char *p, size_t n, int *last_byte);
 void px_head_begin(px_head *h, struct evbuffer *out);
 void px_head_add(px_head *h, const void *p, size_t n);
 void px_head_header(px_head *h, const char *name, const char *value);

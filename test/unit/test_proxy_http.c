@@ -1,0 +1,200 @@
+/* test_proxy_http.c — the proxy's HTTP helpers (proxy/px_http.c): heads built flat and added in
+ * one piece, spilling in order when longer than the stack buffer; the integer formatter; header
+ * lookup by length and name; hop-by-hop rules; and the line-end check against bare LF and
+ * obs-fold, compared with a byte-at-a-time oracle on random heads split across reads. */
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "proxy/px_int.h"
+
+#define ORACLE_ROUNDS 200000    /* random heads compared with the oracle */
+#define ORACLE_LEN_MAX 24       /* bytes per random head */
+
+/* The evbuffer's bytes as a NUL-terminated malloc'd string. */
+static char *contents(struct evbuffer *b)
+{
+    size_t n = evbuffer_get_length(b);
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    evbuffer_copyout(b, s, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void head_is_one_piece_and_spills_in_order(void **st)
+{
+    struct evbuffer *out = evbuffer_new();
+    char big[PX_HEAD_INLINE + 100], *want, *got;
+    px_head h;
+    size_t k = 0;
+    int i;
+
+    (void)st;
+    px_head_begin(&h, out);
+    px_head_add(&h, "GET / HTTP/1.1\r\n", 16);
+    px_head_header(&h, "Host", "a");
+    assert_int_equal(evbuffer_get_length(out), 0);      /* nothing added before the end */
+    px_head_end(&h);
+    got = contents(out);
+    assert_string_equal(got, "GET / HTTP/1.1\r\nHost: a\r\n");
+    free(got);
+    assert_int_equal(evbuffer_get_length(out), 25);
+
+    /* longer than the buffer: pieces of every size, one larger than the buffer itself */
+    evbuffer_drain(out, evbuffer_get_length(out));
+    want = malloc(4 * sizeof big);
+    assert_non_null(want);
+    px_head_begin(&h, out);
+    for (i = 0; i < 3; i++) {
+        size_t n = i == 1 ? sizeof big : 1000 + (size_t)i;
+        memset(big, 'a' + i, n);
+        px_head_add(&h, big, n);
+        memcpy(want + k, big, n);
+        k += n;
+    }
+    px_head_header(&h, "X-End", "z");
+    memcpy(want + k, "X-End: z\r\n", 10);
+    k += 10;
+    want[k] = '\0';
+    px_head_end(&h);
+    got = contents(out);
+    assert_int_equal(strlen(got), k);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    evbuffer_free(out);
+}
+
+static void utoa_writes_every_digit(void **st)
+{
+    char d[PX_UINT_DIGITS + 1];
+    size_t n;
+
+    (void)st;
+    n = px_utoa(d, 0);
+    d[n] = '\0';
+    assert_string_equal(d, "0");
+    n = px_utoa(d, 1234567890);
+    d[n] = '\0';
+    assert_string_equal(d, "1234567890");
+    n = px_utoa(d, ULLONG_MAX);
+    d[n] = '\0';
+    assert_string_equal(d, "18446744073709551615");
+    assert_int_equal(n, PX_UINT_DIGITS);
+}
+
+/* Add one complete header line to h. */
+static void add_line(px_hdrs *h, const char *name, const char *value)
+{
+    assert_int_equal(px_hdrs_piece(h, 0, name, strlen(name)), 0);
+    assert_int_equal(px_hdrs_end_piece(h, 0), 0);
+    assert_int_equal(px_hdrs_piece(h, 1, value, strlen(value)), 0);
+    assert_int_equal(px_hdrs_end_piece(h, 1), 0);
+}
+
+static void header_lookup_by_length_and_name(void **st)
+{
+    px_hdrs h;
+    char *kept;
+
+    (void)st;
+    px_hdrs_init(&h, 4096);
+    add_line(&h, "Connectionx", "1");
+    add_line(&h, "CONNECTION", "close");
+    add_line(&h, "Ho", "2");
+    assert_int_equal(px_hdrs_name_len(&h, 0), 11);
+    assert_int_equal(px_hdrs_name_len(&h, 2), 2);
+    assert_string_equal(px_hdrs_get(&h, "connection"), "close");  /* not the longer look-alike */
+    assert_null(px_hdrs_get(&h, "host"));
+    assert_null(px_hdrs_get(&h, "connectio"));
+
+    kept = h.buf;                               /* a reset keeps the buffer and forgets lines */
+    px_hdrs_reset(&h);
+    assert_ptr_equal(h.buf, kept);
+    assert_int_equal(h.n, 0);
+    assert_null(px_hdrs_get(&h, "connection"));
+    add_line(&h, "Host", "b");
+    assert_string_equal(px_hdrs_get(&h, "host"), "b");
+    px_hdrs_free(&h);
+}
+
+static void hop_by_hop_names_only(void **st)
+{
+    static const char *const hop[] = {"Connection", "keep-alive", "Proxy-Connection", "TE",
+                                      "upgrade", "Transfer-Encoding"};
+    static const char *const not_hop[] = {"Connectionx", "T", "TEE", "Upgrades",
+                                          "Transfer-Encodinx", "Host", ""};
+    size_t i;
+
+    (void)st;
+    for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
+        assert_true(px_hop_by_hop(hop[i]));
+    for (i = 0; i < sizeof not_hop / sizeof not_hop[0]; i++)
+        assert_false(px_hop_by_hop(not_hop[i]));
+}
+
+/* The rule, one byte at a time: a LF must follow a CR, and a byte after a LF must not be a
+ * space or tab; prev carries the byte before p. */
+static int oracle_bad(const char *p, size_t n, int *prev)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        int before = i > 0 ? (unsigned char)p[i - 1] : *prev;
+        if (p[i] == '\n' && before != '\r')
+            return 1;
+        if ((p[i] == ' ' || p[i] == '\t') && before == '\n')
+            return 1;
+    }
+    if (n > 0)
+        *prev = (unsigned char)p[n - 1];
+    return 0;
+}
+
+static void line_end_check_matches_the_oracle(void **st)
+{
+    static const char alphabet[] = "\r\n \ta";
+    char buf[ORACLE_LEN_MAX];
+    unsigned seed = 12345;
+    int round, bad_seen = 0, good_seen = 0;
+
+    (void)st;
+    assert_true(px_bad_line_ends("GET / HTTP/1.1\nHost: a\r\n", 24, &(int){0}));
+    assert_true(px_bad_line_ends("X: 1\r\n folded\r\n", 16, &(int){0}));
+    assert_false(px_bad_line_ends("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, &(int){0}));
+    for (round = 0; round < ORACLE_ROUNDS; round++) {
+        size_t n = (size_t)(rand_r(&seed) % ORACLE_LEN_MAX), i, cut1, cut2;
+        int start = rand_r(&seed) % 2 ? '\n' : 0, a = start, b = start, ra = 0, rb = 0;
+
+        for (i = 0; i < n; i++)
+            buf[i] = alphabet[rand_r(&seed) % (sizeof alphabet - 1)];
+        cut1 = n ? (size_t)rand_r(&seed) % (n + 1) : 0;     /* up to three reads */
+        cut2 = cut1 + (n - cut1 ? (size_t)rand_r(&seed) % (n - cut1 + 1) : 0);
+        ra = px_bad_line_ends(buf, cut1, &a) || px_bad_line_ends(buf + cut1, cut2 - cut1, &a) ||
+             px_bad_line_ends(buf + cut2, n - cut2, &a);
+        rb = oracle_bad(buf, cut1, &b) || oracle_bad(buf + cut1, cut2 - cut1, &b) ||
+             oracle_bad(buf + cut2, n - cut2, &b);
+        assert_int_equal(ra, rb);
+        if (!ra)
+            assert_int_equal(a, b);             /* the carried byte agrees too */
+        bad_seen += ra;
+        good_seen += !ra;
+    }
+    assert_true(bad_seen > 0 && good_seen > 0); /* both verdicts were exercised */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(head_is_one_piece_and_spills_in_order),
+        cmocka_unit_test(utoa_writes_every_digit),
+        cmocka_unit_test(header_lookup_by_length_and_name),
+        cmocka_unit_test(hop_by_hop_names_only),
+        cmocka_unit_test(line_end_check_matches_the_oracle),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
