@@ -450,16 +450,13 @@ static void req_dispatch(px_conn *c)
         px_head_add(&h, "\r\n", 2);
     }
     px_head_add(&h, "\r\n", 2);
-    if (r->body_len > 0 && r->body_len <= PX_BODY_COPY_MAX) {
+    if (r->body_len > 0 && r->body_len <= PX_BODY_COPY_MAX)
         px_head_add(&h, r->body, r->body_len);  /* small: one piece with the head */
-        px_head_end(&h);
-    } else if (r->body_len > 0) {
+    px_head_end(&h);
+    if (r->body_len > PX_BODY_COPY_MAX) {
         /* why: no copy of a body that may be 64 MiB; r outlives every upstream buffer that
          * references it (the upstream connection is freed or drained before r is) */
-        px_head_end(&h);
         evbuffer_add_reference(out, r->body, r->body_len, NULL, NULL);
-    } else {
-        px_head_end(&h);
     }
     r->v.t_sent = px_now();
     px_up_dispatch(s, r);

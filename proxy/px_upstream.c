@@ -137,6 +137,7 @@ static void send_head(px_up *u)
     r->v.content_type = px_hdrs_get(&u->hdrs, "content-type");
     if (!r->v.content_type)
         r->v.content_type = "";
+    px_head_begin(&h, out);
     {
         char line[13];                          /* "HTTP/1.1 NNN " */
         int st = status % 1000;                 /* llhttp allows 0..999 */
@@ -145,7 +146,6 @@ static void send_head(px_up *u)
         line[10] = (char)('0' + st / 10 % 10);
         line[11] = (char)('0' + st % 10);
         line[12] = ' ';
-        px_head_begin(&h, out);
         px_head_add(&h, line, sizeof line);
         px_head_add(&h, u->reason, u->reason_len);
         px_head_add(&h, "\r\n", 2);
