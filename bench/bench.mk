@@ -34,3 +34,10 @@ SOAK_REQUESTS ?= 1000000
 soak: deps
 	@$(MAKE) --no-print-directory $(PROXY) $(SIM) $(LBLOAD)
 	@LB_BUILD=$(BUILD) SOAK_REQUESTS=$(SOAK_REQUESTS) ./bench/soak.sh
+
+.PHONY: bench-profile
+# perf comes from Debian's linux-perf; profile.sh says in one line when it cannot count here
+bench-profile: deps
+	@./scripts/ensure-debs.sh nginx-light wrk linux-perf
+	@$(MAKE) --no-print-directory $(PROXY) $(SIM)
+	@LB_BUILD=$(BUILD) ./bench/profile.sh

@@ -33,19 +33,8 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-die() { echo "bench: $*" >&2; for f in "$tmp"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
-waitport() {  # port: wait until it accepts (the servers print nothing at --log-level warn)
-    for _ in $(seq 1 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    die "port $1 never opened"
-}
 rss_kib() { awk '/^VmRSS:/ {s += $2} END {print s + 0}' "${@/#//proc/}" 2>/dev/null; }
 rss_of() { local s=0; for p in "$@"; do s=$((s + $(awk '/^VmRSS:/ {print $2}' /proc/"$p"/status))); done; echo $s; }
-cpu_ticks() {  # pids: "user system" CPU clock ticks so far (fields 14 and 15 of /proc/PID/stat)
-    local p; for p in "$@"; do cat /proc/"$p"/stat; done | awk '{ sub(/^.*\) /, ""); u += $12; s += $13 } END { print u + 0, s + 0 }'
-}
 per_req() {  # ticks: CPU µs per request of the last wrk run ($nreq requests)
     awk -v c="$1" -v n="$nreq" -v hz="$HZ" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }'
 }
@@ -61,59 +50,6 @@ start_sim --parallel 8192 --max-queue 65536 \
     --model "llama3.2:1b:0:$STREAM_TPS:$SOLO_TOKENS" \
     --model "codellama:7b:0:2:100000" || die "simulator did not start"
 
-# ---- litebrain-proxy on core 0, scoring every body, access log off (--log-level warn) ----
-start_proxy() {
-    LBPORT=$(freeport) LBMPORT=$(freeport)
-    taskset -c $SERVER_CPU "$PROXY" --listen 127.0.0.1:$LBPORT --metrics-listen 127.0.0.1:$LBMPORT \
-        --upstream http://127.0.0.1:$SIMPORT --log-level warn --max-connections 16384 \
-        2>>"$tmp/proxy.log" &
-    LBPID=$!
-    pids+=($LBPID)
-    waitport $LBPORT
-}
-
-# ---- nginx on core 0: one worker, upstream keepalive pool, no response buffering ----
-start_nginx() {
-    NGPORT=$(freeport)
-    mkdir -p "$tmp/ng" && chmod 777 "$tmp" "$tmp/ng"
-    cat >"$tmp/ng/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $tmp/ng/nginx.pid;
-error_log $tmp/ng/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/ng/body;
-    proxy_temp_path $tmp/ng/proxy;
-    fastcgi_temp_path $tmp/ng/fcgi;
-    uwsgi_temp_path $tmp/ng/uwsgi;
-    scgi_temp_path $tmp/ng/scgi;
-    upstream ollama { server 127.0.0.1:$SIMPORT; keepalive 64; }
-    server {
-        listen 127.0.0.1:$NGPORT;
-        client_max_body_size 64m;
-        location / {
-            proxy_pass http://ollama;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host 127.0.0.1:$SIMPORT;   # Ollama answers 403 to unknown Host values
-            proxy_buffering off;
-        }
-    }
-}
-EOF
-    taskset -c $SERVER_CPU nginx -p "$tmp/ng" -c "$tmp/ng/nginx.conf" -g 'daemon off;' 2>>"$tmp/nginx.log" &
-    NGPID=$!
-    pids+=($NGPID)
-    waitport $NGPORT
-    NGWORKER=$(pgrep -P $NGPID | head -1)
-    [ -n "$NGWORKER" ] || die "no nginx worker"
-}
-stop_servers() {   # SIGTERM both and wait (the proxy drains: nothing is in flight here)
-    kill $LBPID $NGPID 2>/dev/null
-    wait $LBPID $NGPID 2>/dev/null
-}
 start_proxy
 start_nginx
 

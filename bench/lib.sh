@@ -1,6 +1,7 @@
 #!/bin/bash
-# lib.sh — what bench.sh and soak.sh share; sourced, not run.  The caller has set SIM (the
-# ollama-sim binary), tmp (its scratch folder) and the array pids (processes to kill on exit).
+# lib.sh — what bench.sh, profile.sh and soak.sh share; sourced, not run.  The caller has set SIM
+# (the ollama-sim binary), tmp (its scratch folder) and the array pids (processes to kill on
+# exit); start_proxy and start_nginx also need PROXY, SIMPORT and SERVER_CPU.
 
 freeport() {  # a loopback port nothing listens on (nginx cannot report a port-0 bind), below the
     # ephemeral range: a port in it can be the local end of any outgoing connection, and then
@@ -20,4 +21,67 @@ start_sim() {  # sim args...: start $SIM on a loopback port 0 (log in $tmp/sim.l
     for _ in $(seq 1 100); do grep -q "listening on" "$tmp/sim.log" && break; sleep 0.05; done
     SIMPORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/sim.log")
     [ -n "$SIMPORT" ]
+}
+
+die() {  # message: say it, show the tail of every log in $tmp, exit 1
+    echo "${0##*/}: $*" >&2; for f in "$tmp"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done; exit 1; }
+waitport() {  # port: wait until it accepts (the servers print nothing at --log-level warn)
+    for _ in $(seq 1 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    die "port $1 never opened"
+}
+cpu_ticks() {  # pids: "user system" CPU clock ticks so far (fields 14 and 15 of /proc/PID/stat)
+    local p; for p in "$@"; do cat /proc/"$p"/stat; done | awk '{ sub(/^.*\) /, ""); u += $12; s += $13 } END { print u + 0, s + 0 }'
+}
+start_proxy() {  # litebrain-proxy on $SERVER_CPU, scoring every body, access log off (--log-level warn)
+    LBPORT=$(freeport) LBMPORT=$(freeport)
+    taskset -c $SERVER_CPU "$PROXY" --listen 127.0.0.1:$LBPORT --metrics-listen 127.0.0.1:$LBMPORT \
+        --upstream http://127.0.0.1:$SIMPORT --log-level warn --max-connections 16384 \
+        2>>"$tmp/proxy.log" &
+    LBPID=$!
+    pids+=($LBPID)
+    waitport $LBPORT
+}
+start_nginx() {  # nginx on $SERVER_CPU: one worker, upstream keepalive pool, no response buffering
+    NGPORT=$(freeport)
+    mkdir -p "$tmp/ng" && chmod 777 "$tmp" "$tmp/ng"
+    cat >"$tmp/ng/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid $tmp/ng/nginx.pid;
+error_log $tmp/ng/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/ng/body;
+    proxy_temp_path $tmp/ng/proxy;
+    fastcgi_temp_path $tmp/ng/fcgi;
+    uwsgi_temp_path $tmp/ng/uwsgi;
+    scgi_temp_path $tmp/ng/scgi;
+    upstream ollama { server 127.0.0.1:$SIMPORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGPORT;
+        client_max_body_size 64m;
+        location / {
+            proxy_pass http://ollama;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host 127.0.0.1:$SIMPORT;   # Ollama answers 403 to unknown Host values
+            proxy_buffering off;
+        }
+    }
+}
+EOF
+    taskset -c $SERVER_CPU nginx -p "$tmp/ng" -c "$tmp/ng/nginx.conf" -g 'daemon off;' 2>>"$tmp/nginx.log" &
+    NGPID=$!
+    pids+=($NGPID)
+    waitport $NGPORT
+    NGWORKER=$(pgrep -P $NGPID | head -1)
+    [ -n "$NGWORKER" ] || die "no nginx worker"
+}
+stop_servers() {   # SIGTERM both and wait (the proxy drains: nothing is in flight here)
+    kill $LBPID $NGPID 2>/dev/null
+    wait $LBPID $NGPID 2>/dev/null
 }
