@@ -55,8 +55,10 @@ R="$tmp/results"    # lines: target metric value
 for t in litebrain nginx; do load $t $WARM_SECS >/dev/null; done
 for round in $(seq 1 "$ROUNDS"); do
     for t in litebrain nginx; do
-        set -- $(load $t "$SECS" perf stat -x, -o "$tmp/stat" \
-                 -e raw_syscalls:sys_enter,context-switches,task-clock -p "${SRV[$t]}" --)
+        # why not set -- $(load ...): load's die ends only the $( ) subshell, not this script
+        res=$(load $t "$SECS" perf stat -x, -o "$tmp/stat" \
+              -e raw_syscalls:sys_enter,context-switches,task-clock -p "${SRV[$t]}" --) || exit 1
+        set -- $res
         n=$1
         echo "$t rps $2" >>"$R"
         awk -v c="$(stat_of "$tmp/stat" raw_syscalls:sys_enter)" -v n="$n" -v t=$t 'BEGIN {printf "%s sys %.2f\n", t, c / n}' >>"$R"
