@@ -44,6 +44,8 @@ typedef struct px_sock px_sock;
 #define PX_T_KINDS 2
 #define PX_SWEEP_MIN 0.02       /* sweep period bounds, seconds (a tenth of the shortest */
 #define PX_SWEEP_MAX 1.0        /* timeout, clamped to these) */
+#define PX_TIMER_SLACK 0.001    /* an upstream timer this close to its deadline is on time
+                                   (libevent's coarse clock may wake it a little early) */
 typedef struct px_conn px_conn;
 typedef struct px_up px_up;
 typedef struct px_req px_req;
@@ -175,6 +177,8 @@ struct px_up {
     llhttp_t parser;            /* response parser (strict) */
     px_req *req;                /* request being served, or NULL when idle */
     struct event *timer;        /* connect / idle-stream / pool-idle timeout, by phase */
+    double deadline;            /* when the phase's timeout expires (px_now), 0 none */
+    double fires_at;            /* when timer is armed to fire, 0 not armed (see up_arm) */
     px_up *next;                /* idle pool list */
     px_hdrs hdrs;               /* response headers */
     char reason[64];            /* status reason phrase */

@@ -19,15 +19,23 @@ static llhttp_settings_t resp_settings;         /* static: outlives every parser
 
 static void up_free(px_up *u);
 
-/* (Re)arm the upstream timer; seconds < 0 disarms it. */
+/* Point u's timeout seconds from now; seconds < 0: no timeout.
+ * Why lazy: the deadline moves on every read and at every hand-over to and from the pool, and
+ * moving a libevent timer is a heap update each time.  Only the deadline moves here; the event
+ * is re-added when the new deadline comes before the one it waits for, and when it fires early
+ * up_timeoutcb sends it on to the deadline.  A disarmed timer may still fire once, for nothing. */
 static void up_arm(px_up *u, double seconds)
 {
-    struct timeval tv = px_tv(seconds);
-
-    if (seconds < 0)
-        evtimer_del(u->timer);
-    else
+    if (seconds < 0) {
+        u->deadline = 0;
+        return;
+    }
+    u->deadline = px_now() + seconds;
+    if (u->fires_at == 0 || u->fires_at > u->deadline) {
+        struct timeval tv = px_tv(seconds);
         evtimer_add(u->timer, &tv);
+        u->fires_at = u->deadline;
+    }
 }
 
 /* ---------- response parsing callbacks ---------- */
@@ -360,9 +368,18 @@ static void up_eventcb(px_sock *sk, short what, void *arg)
 static void up_timeoutcb(evutil_socket_t fd, short what, void *arg)
 {
     px_up *u = arg;
+    double left = u->deadline - px_now();
     (void)fd;
     (void)what;
 
+    u->fires_at = 0;
+    if (u->deadline == 0)
+        return;                                 /* disarmed after it was added */
+    if (left > PX_TIMER_SLACK) {                /* the deadline moved on: wait for it */
+        up_arm(u, left);
+        return;
+    }
+    u->deadline = 0;
     if (!u->req) {                              /* idle too long in the pool */
         pool_remove(u);
         up_free(u);
@@ -395,11 +412,8 @@ static int connect_sock(px_server *s, px_sock *sk)
 /* Start connecting u; -1 when the attempt could not even start. */
 static int up_connect(px_up *u)
 {
-    px_server *s = u->srv;
-    struct timeval tv = px_tv(PX_CONNECT_TIMEOUT);
-
-    evtimer_add(u->timer, &tv);
-    return connect_sock(s, u->sk);
+    up_arm(u, PX_CONNECT_TIMEOUT);
+    return connect_sock(u->srv, u->sk);
 }
 
 /* A new, connecting upstream connection, or NULL. */
