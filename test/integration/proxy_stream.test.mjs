@@ -132,6 +132,19 @@ itest('idle timeout: a stalled stream is cut; a slow head is not a timeout', asy
     assert.equal(JSON.parse(r.body).done, true);
 });
 
+itest('idle timeout counts from the last read: a stream slower in total than the timeout, with shorter gaps, completes', async () => {
+    // 8 token lines and the final one, 0.2 s apart, through a 0.5 s idle timeout: 1.6 s in
+    // all, so a timer that went off at the first deadline instead of the latest would cut it
+    const p2 = await startProxy(['--upstream-idle-timeout', '0.5'], {}, { sim });
+    const r = await rawRequest(p2.port, genReq(p2.port, 'chunks=8,interval-ms=200', 'slowlines', { stream: true }),
+        { timeoutMs: 20000 * SLOW });
+    assert.equal(r.status, 200);
+    assert.equal(r.complete, true, 'ended with the terminating chunk');
+    const lines = r.body.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    assert.equal(lines.length, 9);
+    assert.equal(lines.at(-1).done, true);
+});
+
 itest('backpressure: a paused client does not grow the proxy; then it gets all 100 MiB', async (t) => {
     const N = 100 * 1024 * 1024;
     const BOUND_KIB = 64 * 1024;
