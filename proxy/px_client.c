@@ -57,7 +57,7 @@ static px_req *req_new(px_conn *c)
 static void req_free(px_req *r)
 {
     if (r->upreq)
-        evbuffer_free(r->upreq);
+        px_buf_put(r->upreq);
     free(r->target);
     free(r->path);
     free(r->body);
@@ -404,7 +404,7 @@ static void req_dispatch(px_conn *c)
     px_server *s = c->srv;
     px_req *r = c->req;
     const char *conn_hdr = px_hdrs_get(&r->hdrs, "connection");
-    struct evbuffer *out = r->upreq = evbuffer_new();
+    struct evbuffer *out = r->upreq = px_buf_get();
     px_head h;
     int i, xff = 0;
 

@@ -25,8 +25,9 @@
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Empty evbuffers kept for reuse.  Why: an idle keep-alive connection gives its two buffers
- * back (px_sock_trim) and takes two again for its next request; without a pool that is two
- * calloc + free pairs per exchange.  Static: the proxy has one loop, on one thread. */
+ * back (px_sock_trim) and takes two again for its next request, and every exchange builds its
+ * upstream request in one; without a pool that is three calloc + free pairs per exchange.
+ * Static: the proxy has one loop, on one thread. */
 static struct evbuffer *buf_pool[PX_BUF_POOL_MAX];
 static int buf_pool_n;
 
