@@ -20,6 +20,8 @@
 #define PX_BODY_COPY_MAX 2048           /* request bodies up to this go upstream copied with
                                            the head; larger ones by reference */
 #define PX_BODY_INITIAL 16384           /* first buffer for a chunked request body */
+#define PX_SEND_IOV 8                   /* pieces px_sock_send_ref sends at once (a request:
+                                           head and, past 2 KiB, its body) */
 #define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
 #if defined(__has_feature)
@@ -89,6 +91,7 @@ px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd);
 void px_sock_setcb(px_sock *s, px_sock_cb readcb, px_sock_cb writecb, px_sock_event_cb eventcb,
                    void *arg);
 void px_sock_flush(px_sock *s);
+void px_sock_send_ref(px_sock *s, struct evbuffer *b);
 int px_sock_ensure(px_sock *s);
 void px_sock_trim(px_sock *s);
 size_t px_sock_pending(const px_sock *s);

@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <event2/dns.h>
 #include "proxy/px_int.h"
@@ -23,6 +25,12 @@
                                            malloc (glibc's tcache serves up to 1032 bytes) */
 
 static void sock_cb(evutil_socket_t fd, short what, void *arg);
+
+/* px_sock_send_ref hands libevent's iovecs to sendmsg as they are */
+_Static_assert(sizeof(struct evbuffer_iovec) == sizeof(struct iovec) &&
+               offsetof(struct evbuffer_iovec, iov_base) == offsetof(struct iovec, iov_base) &&
+               offsetof(struct evbuffer_iovec, iov_len) == offsetof(struct iovec, iov_len),
+               "struct evbuffer_iovec is not struct iovec");
 
 /* Empty evbuffers kept for reuse.  Why: an idle keep-alive connection gives its two buffers
  * back (px_sock_trim) and takes two again for its next request, and every exchange builds its
@@ -142,6 +150,48 @@ void px_sock_flush(px_sock *s)
             return;
         }
     }
+}
+
+/* Send b's bytes, leaving b as it is (it is kept for a retry): what the kernel takes now goes
+ * straight from b's chains; the rest waits in the output by reference, so b must outlive it
+ * (libevent holds b's chains until then).  Errors are reported later, as with px_sock_flush.
+ * Why not just a reference and a flush: on an idle connection that is a reference chain, an
+ * output walk and a drain per request for bytes that nearly always go out whole. */
+void px_sock_send_ref(px_sock *s, struct evbuffer *b)
+{
+    struct evbuffer_iovec v[PX_SEND_IOV];
+    ssize_t sent = 0;
+    size_t len = evbuffer_get_length(b);
+    int n;
+
+    if (len == 0)
+        return;
+    if (px_sock_ensure(s) < 0) {
+        fail_later(s, ENOMEM);
+        return;
+    }
+    if (s->fd >= 0 && s->writable && !s->connecting && !s->failed &&
+        evbuffer_get_length(s->out) == 0 &&
+        (n = evbuffer_peek(b, -1, NULL, v, PX_SEND_IOV)) <= PX_SEND_IOV) {
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = (struct iovec *)v;          /* evbuffer_iovec is laid out as struct iovec */
+        m.msg_iovlen = (size_t)n;
+        sent = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+        if (sent == (ssize_t)len)
+            return;
+        if (sent < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                s->writable = 0;
+            else if (errno != EINTR)
+                fail_later(s, errno);
+            sent = 0;
+        }
+    }
+    evbuffer_add_buffer_reference(s->out, b);
+    if (sent > 0)
+        evbuffer_drain(s->out, (size_t)sent);
+    px_sock_flush(s);
 }
 
 /* Reading on (1) or off (0).  Turning it on processes what is already waiting, from the loop. */

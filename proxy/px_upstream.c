@@ -469,8 +469,7 @@ void px_up_dispatch(px_server *s, px_req *r)
     llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
     u->parser.data = u;
     px_sock_read(u->sk, 1);
-    evbuffer_add_buffer_reference(u->sk->out, r->upreq);
-    px_sock_flush(u->sk);                       /* sent now if connected, else on connect */
+    px_sock_send_ref(u->sk, r->upreq);          /* sent now if connected, else on connect */
 }
 
 /* The client went away (or the exchange is being torn down): close u at once, which is what

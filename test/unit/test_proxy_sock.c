@@ -1,0 +1,195 @@
+/* test_proxy_sock.c — px_sock_send_ref (proxy/px_sock.c): the bytes of a kept buffer reach the
+ * peer whole and in order, whether the kernel takes them at once, takes part of them (a small
+ * send buffer) or finds output already waiting; the buffer itself is left as it was, so it can
+ * be sent again (the stale-connection retry).  Over a socketpair and a real event loop. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "proxy/px_int.h"
+
+#define SMALL_LEN 700                   /* a request that goes out in one send */
+#define BIG_LEN (3 * 1024 * 1024)       /* far more than the socket buffer below */
+#define SNDBUF_BYTES 4096               /* asked-for send buffer: forces partial sends */
+#define PIECE_LEN 1500                  /* bytes per piece of the kept buffer (several chains) */
+#define READ_CHUNK 65536                /* receiver's read size */
+#define LOOP_TURNS_MAX 100000           /* bound on loop turns while draining */
+
+typedef struct pair {
+    struct event_base *base;    /* the loop */
+    px_sock *sk;                /* sending side (ours) */
+    int peer;                   /* receiving end of the socketpair */
+} pair;
+
+static void pair_open(pair *p, int sndbuf)
+{
+    int fds[2];
+
+    p->base = event_base_new();
+    assert_non_null(p->base);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    if (sndbuf > 0)
+        assert_int_equal(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
+    p->sk = px_sock_new(p->base, fds[0]);
+    assert_non_null(p->sk);
+    p->peer = fds[1];
+    evutil_make_socket_nonblocking(p->peer);
+}
+
+static void pair_close(pair *p)
+{
+    px_sock_free(p->sk);
+    close(p->peer);
+    event_base_free(p->base);
+}
+
+/* A buffer of len pattern bytes, built from several added pieces (so it has several chains);
+ * want gets a flat copy. */
+static struct evbuffer *pattern(size_t len, size_t offset, unsigned char **want)
+{
+    struct evbuffer *b = evbuffer_new();
+    unsigned char *w = malloc(len);
+    size_t i, at;
+
+    assert_non_null(b);
+    assert_non_null(w);
+    for (i = 0; i < len; i++)
+        w[i] = (unsigned char)((i + offset) * 131u >> 3);
+    for (at = 0; at < len; at += PIECE_LEN)
+        assert_int_equal(evbuffer_add(b, w + at, len - at < PIECE_LEN ? len - at : PIECE_LEN), 0);
+    *want = w;
+    return b;
+}
+
+/* Read from the peer, turning the loop while our side still holds output, until len bytes
+ * came; they must equal want. */
+static void receive_all(pair *p, const unsigned char *want, size_t len)
+{
+    unsigned char *got = malloc(len + READ_CHUNK);
+    size_t have = 0;
+    int turns = 0;
+
+    assert_non_null(got);
+    while (have < len && turns++ < LOOP_TURNS_MAX) {
+        ssize_t n = read(p->peer, got + have, READ_CHUNK);
+        if (n > 0) {
+            have += (size_t)n;
+            continue;
+        }
+        assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        event_base_loop(p->base, EVLOOP_NONBLOCK);      /* our side sends what is waiting */
+    }
+    assert_int_equal(have, len);
+    assert_memory_equal(got, want, len);
+    assert_int_equal(px_sock_pending(p->sk), 0);
+    free(got);
+}
+
+static void small_buffer_goes_out_at_once_and_is_kept(void **st)
+{
+    pair p;
+    unsigned char *want;
+    struct evbuffer *b = pattern(SMALL_LEN, 0, &want);
+
+    (void)st;
+    pair_open(&p, 0);
+    px_sock_send_ref(p.sk, b);
+    assert_int_equal(px_sock_pending(p.sk), 0);         /* nothing left waiting */
+    receive_all(&p, want, SMALL_LEN);
+    assert_int_equal(evbuffer_get_length(b), SMALL_LEN);
+    px_sock_send_ref(p.sk, b);                          /* the retry sends the same bytes */
+    receive_all(&p, want, SMALL_LEN);
+    pair_close(&p);
+    evbuffer_free(b);
+    free(want);
+}
+
+static void big_buffer_goes_out_in_parts_and_is_kept(void **st)
+{
+    pair p;
+    unsigned char *want, *copy = malloc(BIG_LEN);
+    struct evbuffer *b = pattern(BIG_LEN, 7, &want);
+
+    (void)st;
+    assert_non_null(copy);
+    pair_open(&p, SNDBUF_BYTES);
+    px_sock_send_ref(p.sk, b);
+    assert_true(px_sock_pending(p.sk) > 0);             /* the kernel took only a part */
+    assert_true(px_sock_pending(p.sk) < BIG_LEN);
+    receive_all(&p, want, BIG_LEN);
+    assert_int_equal(evbuffer_get_length(b), BIG_LEN);
+    assert_int_equal(evbuffer_copyout(b, copy, BIG_LEN), BIG_LEN);
+    assert_memory_equal(copy, want, BIG_LEN);           /* untouched by the sending */
+    pair_close(&p);
+    evbuffer_free(b);
+    free(want);
+    free(copy);
+}
+
+/* Output already waiting — queued and not yet flushed (queued != 0), or left over from a
+ * partial send — goes out before b. */
+static void waiting_output_goes_first_case(int queued)
+{
+    pair p;
+    unsigned char *first, *second, *both = malloc(BIG_LEN + SMALL_LEN);
+    struct evbuffer *a = pattern(BIG_LEN, 1, &first), *b = pattern(SMALL_LEN, 2, &second);
+
+    assert_non_null(both);
+    pair_open(&p, SNDBUF_BYTES);
+    if (queued)
+        assert_int_equal(evbuffer_add_buffer(p.sk->out, a), 0);   /* the socket is still writable */
+    else
+        px_sock_send_ref(p.sk, a);                      /* leaves most of a waiting */
+    assert_true(px_sock_pending(p.sk) > 0);
+    px_sock_send_ref(p.sk, b);                          /* must queue behind it, not jump it */
+    memcpy(both, first, BIG_LEN);
+    memcpy(both + BIG_LEN, second, SMALL_LEN);
+    receive_all(&p, both, BIG_LEN + SMALL_LEN);
+    pair_close(&p);
+    evbuffer_free(a);
+    evbuffer_free(b);
+    free(first);
+    free(second);
+    free(both);
+}
+
+static void waiting_output_goes_first(void **st)
+{
+    (void)st;
+    waiting_output_goes_first_case(1);
+    waiting_output_goes_first_case(0);
+}
+
+static void kept_buffer_may_be_freed_while_referenced(void **st)
+{
+    pair p;
+    unsigned char *want;
+    struct evbuffer *b = pattern(BIG_LEN, 3, &want);
+
+    (void)st;
+    pair_open(&p, SNDBUF_BYTES);
+    px_sock_send_ref(p.sk, b);
+    assert_true(px_sock_pending(p.sk) > 0);
+    px_buf_put(b);                                      /* the exchange ends; output still holds it */
+    receive_all(&p, want, BIG_LEN);
+    pair_close(&p);
+    px_buf_pool_free();
+    free(want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(small_buffer_goes_out_at_once_and_is_kept),
+        cmocka_unit_test(big_buffer_goes_out_in_parts_and_is_kept),
+        cmocka_unit_test(waiting_output_goes_first),
+        cmocka_unit_test(kept_buffer_may_be_freed_while_referenced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
