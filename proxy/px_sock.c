@@ -172,7 +172,9 @@ void px_sock_send_ref(px_sock *s, struct evbuffer *b)
     }
     if (s->fd >= 0 && s->writable && !s->connecting && !s->failed &&
         evbuffer_get_length(s->out) == 0 &&
-        (n = evbuffer_peek(b, -1, NULL, v, PX_SEND_IOV)) <= PX_SEND_IOV) {
+        (n = evbuffer_peek(b, (ev_ssize_t)len, NULL, v, PX_SEND_IOV)) <= PX_SEND_IOV) {
+        /* why len, not -1: with -1 evbuffer_peek stops counting at PX_SEND_IOV pieces; with
+         * len it says how many b really has, and a longer b takes the path below */
         struct msghdr m;
         memset(&m, 0, sizeof m);
         m.msg_iov = (struct iovec *)v;          /* evbuffer_iovec is laid out as struct iovec */
@@ -188,7 +190,10 @@ void px_sock_send_ref(px_sock *s, struct evbuffer *b)
             sent = 0;
         }
     }
-    evbuffer_add_buffer_reference(s->out, b);
+    if (evbuffer_add_buffer_reference(s->out, b) < 0) {    /* no memory, or chains it cannot share */
+        fail_later(s, ENOMEM);
+        return;
+    }
     if (sent > 0)
         evbuffer_drain(s->out, (size_t)sent);
     px_sock_flush(s);

@@ -1,9 +1,11 @@
 // proxy_http.test.mjs — HTTP/1.1 handling at the proxy's edges: upstream keep-alive reuse,
 // pipelining, chunked uploads, Expect: 100-continue, the 408/413/431 limits, request-smuggling
 // shapes → 400 + close, upstream down → 502 (Ollama and OpenAI error shapes), Host rewrite,
-// X-Forwarded-For, hop-by-hop headers, path aliases.
+// X-Forwarded-For, hop-by-hop headers, path aliases, the stale-connection retry.
 
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import net from 'node:net';
 import { after, before } from 'node:test';
 import {
     MODEL, RawClient, buildRequest, evHeaders, freePort, hostOf, itest, rawRequest, startProxy,
@@ -184,6 +186,83 @@ itest('upstream down → 502 in the Ollama shape, and the OpenAI shape on /v1/*'
     r = await rawRequest(p.port, buildRequest('GET', '/models', h));    // alias counts as /v1
     assert.equal(r.status, 502);
     assert.equal(typeof JSON.parse(r.body).error.message, 'string');
+});
+
+/* A fake upstream that answers `{}` to every request, except that the first request to arrive
+ * on a connection that already answered one gets a close without an answer (an Ollama
+ * keep-alive connection that went away just as the proxy reused it); with onlyFirst, every
+ * request after the very first is answered that way, on any connection.  seen: {conn, sha} of
+ * each body answered; closed: heads answered with a close.  (The proxy's readiness probe opens
+ * connections that carry no request, so connection numbers are not predictable.) */
+async function staleUpstream({ onlyFirst = false } = {}) {
+    const up = { seen: [], closed: 0 }; const socks = new Set();
+    let conns = 0;
+    const srv = net.createServer((sock) => {
+        const conn = ++conns; let buf = Buffer.alloc(0); let answered = 0;
+        socks.add(sock);
+        sock.on('close', () => socks.delete(sock));
+        sock.on('error', () => {});
+        sock.on('data', (d) => {
+            buf = Buffer.concat([buf, d]);
+            for (;;) {
+                const end = buf.indexOf('\r\n\r\n');
+                if (end < 0) return;
+                if (onlyFirst ? up.seen.length > 0 : answered > 0 && up.closed === 0) {
+                    up.closed++;
+                    sock.destroy();
+                    return;
+                }
+                const m = /\r\ncontent-length: *(\d+)/i.exec(buf.subarray(0, end).toString('latin1'));
+                const len = m ? Number(m[1]) : 0;
+                if (buf.length < end + 4 + len) return;
+                const body = buf.subarray(end + 4, end + 4 + len);
+                up.seen.push({ conn, sha: crypto.createHash('sha256').update(body).digest('hex') });
+                buf = buf.subarray(end + 4 + len);
+                answered++;
+                sock.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
+            }
+        });
+    });
+    await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+    up.url = `http://127.0.0.1:${srv.address().port}`;
+    up.close = () => { for (const k of socks) k.destroy(); return new Promise((res) => srv.close(res)); };
+    return up;
+}
+
+itest('a reused upstream connection closed before answering: the request is retried once, whole, on a fresh one', async () => {
+    for (const size of [100, 5000, 4 << 20]) {             // inline with the head, by reference, partial sends
+        const up = await staleUpstream();
+        try {
+            const p = await startProxy([], {}, { upstream: up.url });
+            const h = [['Host', hostOf(p.port)], ['Content-Type', 'application/json']];
+            let r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, json({ model: MODEL, prompt: 'warm' })));
+            assert.equal(r.status, 200);                    // connection 1 now idles in the pool
+            const body = json({ model: MODEL, prompt: 'x'.repeat(size) });
+            const sha = crypto.createHash('sha256').update(body).digest('hex');
+            r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, body), { timeoutMs: WAIT_TIMEOUT_MS });
+            assert.equal(r.status, 200, `${size}: answered after the retry`);
+            assert.equal(r.body.toString(), '{}');
+            assert.equal(up.closed, 1, `${size}: one close, on the reused connection`);
+            assert.equal(up.seen.length, 2, `${size}: answered once`);
+            assert.equal(up.seen[1].sha, sha, `${size}: the whole body`);
+            assert.notEqual(up.seen[1].conn, up.seen[0].conn, `${size}: on a fresh connection`);
+        } finally { await up.close(); }
+    }
+});
+
+itest('the retry happens once: when the fresh connection also closes before answering, 502', async () => {
+    const up = await staleUpstream({ onlyFirst: true });
+    try {
+        const p = await startProxy([], {}, { upstream: up.url });
+        const h = [['Host', hostOf(p.port)], ['Content-Type', 'application/json']];
+        let r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, json({ model: MODEL, prompt: 'warm' })));
+        assert.equal(r.status, 200);
+        r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, json({ model: MODEL, prompt: 'two' })));
+        assert.equal(r.status, 502);
+        assert.equal(typeof JSON.parse(r.body).error, 'string');
+        assert.equal(up.closed, 2, 'the pooled attempt and one fresh attempt, no third');
+        assert.equal(up.seen.length, 1);
+    } finally { await up.close(); }
 });
 
 itest('Host is rewritten upstream, X-Forwarded-For appended, Connection-named headers dropped', async () => {

@@ -1,6 +1,6 @@
 /* test_proxy_sock.c — px_sock_send_ref (proxy/px_sock.c): the bytes of a kept buffer reach the
  * peer whole and in order, whether the kernel takes them at once, takes part of them (a small
- * send buffer) or finds output already waiting; the buffer itself is left as it was, so it can
+ * send buffer) or finds output already waiting, and however many pieces the buffer has; the buffer itself is left as it was, so it can
  * be sent again (the stale-connection retry).  Over a socketpair and a real event loop. */
 #include <errno.h>
 #include <setjmp.h>
@@ -20,6 +20,7 @@
 #define PIECE_LEN 1500                  /* bytes per piece of the kept buffer (several chains) */
 #define READ_CHUNK 65536                /* receiver's read size */
 #define LOOP_TURNS_MAX 100000           /* bound on loop turns while draining */
+#define MANY_PIECES (PX_SEND_IOV * 3)   /* more separate chains than one direct send takes */
 
 typedef struct pair {
     struct event_base *base;    /* the loop */
@@ -132,6 +133,28 @@ static void big_buffer_goes_out_in_parts_and_is_kept(void **st)
     free(copy);
 }
 
+static void many_pieces_arrive_whole(void **st)
+{
+    pair p;
+    unsigned char *want;
+    struct evbuffer *flat = pattern(MANY_PIECES * SMALL_LEN, 5, &want), *b = evbuffer_new();
+    int i;
+
+    (void)st;
+    assert_non_null(b);
+    for (i = 0; i < MANY_PIECES; i++)           /* a reference is a chain of its own */
+        assert_int_equal(evbuffer_add_reference(b, want + (size_t)i * SMALL_LEN, SMALL_LEN, NULL, NULL), 0);
+    assert_true(evbuffer_peek(b, -1, NULL, NULL, 0) > PX_SEND_IOV);
+    pair_open(&p, 0);
+    px_sock_send_ref(p.sk, b);
+    receive_all(&p, want, MANY_PIECES * SMALL_LEN);
+    assert_int_equal(evbuffer_get_length(b), MANY_PIECES * SMALL_LEN);
+    pair_close(&p);
+    evbuffer_free(b);
+    evbuffer_free(flat);
+    free(want);
+}
+
 /* Output already waiting — queued and not yet flushed (queued != 0), or left over from a
  * partial send — goes out before b. */
 static void waiting_output_goes_first_case(int queued)
@@ -188,6 +211,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(small_buffer_goes_out_at_once_and_is_kept),
         cmocka_unit_test(big_buffer_goes_out_in_parts_and_is_kept),
+        cmocka_unit_test(many_pieces_arrive_whole),
         cmocka_unit_test(waiting_output_goes_first),
         cmocka_unit_test(kept_buffer_may_be_freed_while_referenced),
     };
