@@ -183,11 +183,9 @@ for what in stream idle; do
 done
 
 # ---- the table ----
-med() {  # case target metric: median of the rounds (sort, not gawk's asort: Debian's awk is mawk)
-    awk -v c="$1" -v t="$2" -v m="$3" '$1 == c && $2 == t && $3 == m {print $4}' "$R" | sort -g |
-        awk '{v[NR] = $1} END { if (!NR) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+med() {  # case target metric: median of the rounds
+    awk -v c="$1" -v t="$2" -v m="$3" '$1 == c && $2 == t && $3 == m {print $4}' "$R" | median
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 

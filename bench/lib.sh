@@ -32,6 +32,11 @@ waitport() {  # port: wait until it accepts (the servers print nothing at --log-
     done
     die "port $1 never opened"
 }
+median() {  # the median of the numbers on stdin, one a line ("nan" when none); sort, not gawk's
+    # asort: Debian's awk is mawk
+    sort -g | awk '{v[NR] = $1} END { if (!NR) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }  # a b: a / b
 cpu_ticks() {  # pids: "user system" CPU clock ticks so far (fields 14 and 15 of /proc/PID/stat)
     local p; for p in "$@"; do cat /proc/"$p"/stat; done | awk '{ sub(/^.*\) /, ""); u += $12; s += $13 } END { print u + 0, s + 0 }'
 }

@@ -68,8 +68,7 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "profile: round $round counted" >&2
 done
 med() {  # target metric: median of the rounds
-    awk -v t="$1" -v m="$2" '$1 == t && $2 == m {print $3}' "$R" | sort -g |
-        awk '{v[NR] = $1} END { if (!NR) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    awk -v t="$1" -v m="$2" '$1 == t && $2 == m {print $3}' "$R" | median
 }
 for t in litebrain nginx; do
     for m in rps sys cs cpu; do eval "$(echo $m | tr a-z A-Z)_$t=$(med $t $m)"; done
@@ -81,7 +80,6 @@ for t in litebrain nginx; do
     eval "KERN_$t=$(awk '$2 == "[kernel.kallsyms]" {k += $1} END {printf "%.1f", k}' "$tmp/dso.$t")"
     echo "profile: $t sampled" >&2
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
 class_of() {  # class file: the summed share of the binaries in that class
     awk -v c="$1" '{
         if ($2 == "[kernel.kallsyms]") k = "kernel"; else if ($2 == "litebrain-proxy" || $2 == "nginx") k = "own"
