@@ -136,17 +136,22 @@ size_t px_sock_pending(const px_sock *s)
     return s->out ? evbuffer_get_length(s->out) : 0;
 }
 
+/* A write just failed with errno: wait for writability, or report the error later. */
+static void write_failed(px_sock *s)
+{
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        s->writable = 0;                        /* the edge-triggered event says when */
+    else if (errno != EINTR)
+        fail_later(s, errno);
+}
+
 /* Write what the kernel takes now.  Errors are reported later through the event callback. */
 void px_sock_flush(px_sock *s)
 {
     while (s->out && s->fd >= 0 && s->writable && !s->connecting && !s->failed &&
            evbuffer_get_length(s->out) > 0) {
-        int n = evbuffer_write(s->out, s->fd);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                s->writable = 0;                /* the edge-triggered event says when */
-            else if (errno != EINTR)
-                fail_later(s, errno);
+        if (evbuffer_write(s->out, s->fd) < 0) {
+            write_failed(s);
             return;
         }
     }
@@ -183,10 +188,7 @@ void px_sock_send_ref(px_sock *s, struct evbuffer *b)
         if (sent == (ssize_t)len)
             return;
         if (sent < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                s->writable = 0;
-            else if (errno != EINTR)
-                fail_later(s, errno);
+            write_failed(s);
             sent = 0;
         }
     }
