@@ -305,8 +305,8 @@ static int on_headers_complete(llhttp_t *p)
 
     r->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
     r->is_head = llhttp_get_method(p) == HTTP_HEAD;
-    r->has_body = px_hdrs_get(&r->hdrs, "content-length") ||
-                  px_hdrs_get(&r->hdrs, "transfer-encoding");
+    r->has_body = px_hdrs_find(&r->hdrs, PX_H_CONTENT_LENGTH) ||
+                  px_hdrs_find(&r->hdrs, PX_H_TRANSFER_ENCODING);
     if (set_target(r) < 0) {
         c->err_status = 400;
         return -1;
@@ -315,7 +315,7 @@ static int on_headers_complete(llhttp_t *p)
         c->err_status = 413;
         return -1;
     }
-    expect = px_hdrs_get(&r->hdrs, "expect");
+    expect = px_hdrs_find(&r->hdrs, PX_H_EXPECT);
     if (expect) {
         if (strcasecmp(expect, "100-continue") != 0) {
             c->err_status = 417;
@@ -368,33 +368,14 @@ static int on_message_complete(llhttp_t *p)
 
 /* ---------- dispatch ---------- */
 
-/* 1 when request header n is not forwarded: replaced (Host, Content-Length), answered here
- * (Expect), hop-by-hop, or named in the Connection header. */
-static int drop_request_header(const char *n, const char *conn_hdr)
+/* 1 when request header line i is not forwarded: replaced (Host, Content-Length), answered
+ * here (Expect), hop-by-hop, or named in the Connection header. */
+static int drop_request_header(const px_hdrs *h, int i, const char *conn_hdr)
 {
-    switch (n[0] | 0x20) {                      /* cheap first-letter filter */
-    case 'h':
-        if (strcasecmp(n, "host") == 0)
-            return 1;
-        break;
-    case 'c':
-        if (strcasecmp(n, "content-length") == 0)
-            return 1;
-        break;
-    case 'e':
-        if (strcasecmp(n, "expect") == 0)
-            return 1;
-        break;
-    default:
-        break;
-    }
-    return px_hop_by_hop(n) || (conn_hdr && px_header_listed(conn_hdr, n));
-}
-
-/* 1 when header line i is X-Forwarded-For. */
-static int is_xff(const px_hdrs *h, int i)
-{
-    return px_hdrs_name_len(h, i) == 15 && strcasecmp(h->buf + h->name[i], "x-forwarded-for") == 0;
+    int id = h->id[i];
+    return id == PX_H_HOST || id == PX_H_CONTENT_LENGTH || id == PX_H_EXPECT ||
+           px_hop_by_hop(id) ||
+           (conn_hdr && px_header_listed(conn_hdr, h->buf + h->name[i]));
 }
 
 /* Build the upstream request (Host rewritten, hop-by-hop dropped, X-Forwarded-For appended,
@@ -403,7 +384,7 @@ static void req_dispatch(px_conn *c)
 {
     px_server *s = c->srv;
     px_req *r = c->req;
-    const char *conn_hdr = px_hdrs_get(&r->hdrs, "connection");
+    const char *conn_hdr = px_hdrs_find(&r->hdrs, PX_H_CONNECTION);
     struct evbuffer *out = r->upreq = px_buf_get();
     px_head h;
     int i, xff = 0;
@@ -426,18 +407,16 @@ static void req_dispatch(px_conn *c)
     px_head_add(&h, " HTTP/1.1\r\n", 11);
     px_head_header(&h, "Host", s->cfg->upstream_authority);
     for (i = 0; i < r->hdrs.n; i++) {
-        const char *n = r->hdrs.buf + r->hdrs.name[i];
-        if (is_xff(&r->hdrs, i))
+        if (r->hdrs.id[i] == PX_H_XFF)
             xff = 1;
-        else if (!drop_request_header(n, conn_hdr))
-            px_head_header(&h, n, r->hdrs.buf + r->hdrs.value[i]);
+        else if (!drop_request_header(&r->hdrs, i, conn_hdr))
+            px_head_line(&h, &r->hdrs, i);
     }
     /* one X-Forwarded-For line: every incoming value in order, then this client */
     px_head_add(&h, "X-Forwarded-For: ", 17);
     for (i = 0; xff && i < r->hdrs.n; i++) {
-        const char *v = r->hdrs.buf + r->hdrs.value[i];
-        if (is_xff(&r->hdrs, i)) {
-            px_head_add(&h, v, strlen(v));
+        if (r->hdrs.id[i] == PX_H_XFF) {
+            px_head_add(&h, r->hdrs.buf + r->hdrs.value[i], px_hdrs_value_len(&r->hdrs, i));
             px_head_add(&h, ", ", 2);
         }
     }

@@ -84,7 +84,8 @@ int px_hdrs_piece(px_hdrs *h, int is_value, const char *p, size_t n)
     return hdrs_append(h, p, n);
 }
 
-/* Terminate the name (is_value 0) or the value (1); a value completes the line. */
+/* Terminate the name (is_value 0) or the value (1); a value completes the line.  A name's
+ * PX_H_* id is worked out here, once. */
 int px_hdrs_end_piece(px_hdrs *h, int is_value)
 {
     if (!is_value && h->in_value == 0) {         /* empty name (llhttp rejects it anyway) */
@@ -92,13 +93,17 @@ int px_hdrs_end_piece(px_hdrs *h, int is_value)
             return -1;
         h->name[h->n] = (uint32_t)h->len;
     }
-    if (hdrs_append(h, "", 0) < 0)
+    /* why the test: every append leaves room for this NUL within the limit, so only an empty
+     * name or value (no piece at all) can need the checked path */
+    if ((h->len >= h->cap || h->len + 1 > h->limit) && hdrs_append(h, "", 0) < 0)
         return -1;
     h->buf[h->len++] = '\0';
     if (!is_value) {
         h->value[h->n] = (uint32_t)h->len;
+        h->id[h->n] = (uint8_t)px_hdr_id(h->buf + h->name[h->n], px_hdrs_name_len(h, h->n));
         h->in_value = 2;
     } else {
+        h->end = (uint32_t)h->len;
         h->in_value = 0;
         h->n++;
     }
@@ -112,15 +117,41 @@ size_t px_hdrs_name_len(const px_hdrs *h, int i)
     return h->value[i] - h->name[i] - 1;        /* the name's NUL sits just before the value */
 }
 
-/* Value of the first header called name (case-insensitive), or NULL. */
-const char *px_hdrs_get(const px_hdrs *h, const char *name)
+/* Length of complete header line i's value (a value holds no NUL: llhttp refuses one). */
+size_t px_hdrs_value_len(const px_hdrs *h, int i)
 {
-    size_t nl = strlen(name);
+    return (i + 1 < h->n ? h->name[i + 1] : h->end) - h->value[i] - 1;
+}
+
+/* Value of the first header line with id (PX_H_*, not PX_H_OTHER), or NULL. */
+const char *px_hdrs_find(const px_hdrs *h, int id)
+{
     int i;
     for (i = 0; i < h->n; i++)
-        if (px_hdrs_name_len(h, i) == nl && strcasecmp(h->buf + h->name[i], name) == 0)
+        if (h->id[i] == id)
             return h->buf + h->value[i];
     return NULL;
+}
+
+/* PX_H_* of the header name[0..len) (any case); PX_H_OTHER for names the proxy passes over. */
+int px_hdr_id(const char *name, size_t len)
+{
+#define IS(s) (strncasecmp(name, s, len) == 0)
+    switch (len) {                              /* why: the length rules out all but one or two */
+    case 2: return IS("te") ? PX_H_TE : PX_H_OTHER;
+    case 4: return IS("host") ? PX_H_HOST : PX_H_OTHER;
+    case 6: return IS("expect") ? PX_H_EXPECT : PX_H_OTHER;
+    case 7: return IS("upgrade") ? PX_H_UPGRADE : PX_H_OTHER;
+    case 10: return IS("connection") ? PX_H_CONNECTION : IS("keep-alive") ? PX_H_KEEP_ALIVE
+                                                                          : PX_H_OTHER;
+    case 12: return IS("content-type") ? PX_H_CONTENT_TYPE : PX_H_OTHER;
+    case 14: return IS("content-length") ? PX_H_CONTENT_LENGTH : PX_H_OTHER;
+    case 15: return IS("x-forwarded-for") ? PX_H_XFF : PX_H_OTHER;
+    case 16: return IS("proxy-connection") ? PX_H_PROXY_CONNECTION : PX_H_OTHER;
+    case 17: return IS("transfer-encoding") ? PX_H_TRANSFER_ENCODING : PX_H_OTHER;
+    default: return PX_H_OTHER;
+    }
+#undef IS
 }
 
 /* 1 when name is one of the comma-separated tokens of list (a Connection header value). */
@@ -146,17 +177,11 @@ int px_header_listed(const char *list, const char *name)
     return 0;
 }
 
-/* Headers that describe one hop and are never forwarded as they are. */
-int px_hop_by_hop(const char *name)
+/* 1 for the ids (PX_H_*) of headers that describe one hop and are never forwarded as they
+ * are. */
+int px_hop_by_hop(int id)
 {
-    static const struct { const char *s; size_t n; } hop[] = {
-        {"connection", 10}, {"keep-alive", 10}, {"proxy-connection", 16}, {"te", 2},
-        {"upgrade", 7}, {"transfer-encoding", 17}};
-    size_t nl = strlen(name), i;
-    for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (nl == hop[i].n && strcasecmp(name, hop[i].s) == 0)
-            return 1;
-    return 0;
+    return id >= PX_H_CONNECTION && id <= PX_H_TRANSFER_ENCODING;
 }
 
 /* Decimal digits of v into out (no NUL); returns their count (at most PX_UINT_DIGITS). */
@@ -226,6 +251,32 @@ void px_head_header(px_head *h, const char *name, const char *value)
     px_head_add(h, ": ", 2);
     px_head_add(h, value, strlen(value));
     px_head_add(h, "\r\n", 2);
+}
+
+/* Append complete header line i of hd as "name: value\r\n" (lengths known: no strlen). */
+void px_head_line(px_head *h, const px_hdrs *hd, int i)
+{
+    const char *n = hd->buf + hd->name[i], *v = hd->buf + hd->value[i];
+    size_t nl = px_hdrs_name_len(hd, i), vl = px_hdrs_value_len(hd, i);
+    char *o;
+
+    if (h->len + nl + vl + 4 > sizeof h->buf) { /* spills: the general path keeps the order */
+        px_head_add(h, n, nl);
+        px_head_add(h, ": ", 2);
+        px_head_add(h, v, vl);
+        px_head_add(h, "\r\n", 2);
+        return;
+    }
+    o = h->buf + h->len;
+    memcpy(o, n, nl);
+    o += nl;
+    *o++ = ':';
+    *o++ = ' ';
+    memcpy(o, v, vl);
+    o += vl;
+    *o++ = '\r';
+    *o++ = '\n';
+    h->len = (size_t)(o - h->buf);
 }
 
 /* Add what is still in the buffer to out. */

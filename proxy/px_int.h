@@ -103,6 +103,13 @@ struct evbuffer *px_buf_get(void);
 void px_buf_put(struct evbuffer *b);
 void px_buf_pool_free(void);
 
+/* Header names the proxy acts on (px_hdrs.id), told apart once when a name ends so that
+ * lookups and the forwarding filters compare a byte, not strings.  The hop-by-hop ones are
+ * PX_H_CONNECTION .. PX_H_TRANSFER_ENCODING (px_hop_by_hop). */
+enum { PX_H_OTHER = 0, PX_H_HOST, PX_H_CONTENT_LENGTH, PX_H_CONTENT_TYPE, PX_H_EXPECT,
+       PX_H_XFF, PX_H_CONNECTION, PX_H_KEEP_ALIVE, PX_H_PROXY_CONNECTION, PX_H_TE,
+       PX_H_UPGRADE, PX_H_TRANSFER_ENCODING };
+
 /* Header lines gathered from llhttp's pieces: "name\0value\0" pairs in one buffer. */
 typedef struct px_hdrs {
     char *buf;                  /* name/value bytes, each NUL-terminated */
@@ -111,6 +118,8 @@ typedef struct px_hdrs {
     size_t limit;               /* len may not grow past this */
     uint32_t name[PX_MAX_HEADERS];  /* offset of each name */
     uint32_t value[PX_MAX_HEADERS]; /* offset of each value */
+    uint8_t id[PX_MAX_HEADERS]; /* PX_H_* of each name */
+    uint32_t end;               /* offset just past the last complete line's value NUL */
     int n;                      /* complete lines */
     int in_value;               /* 0 between lines, 1 inside a name, 2 inside a value */
 } px_hdrs;
@@ -229,16 +238,19 @@ void px_hdrs_init(px_hdrs *h, size_t limit);
 void px_hdrs_reset(px_hdrs *h);
 void px_hdrs_free(px_hdrs *h);
 size_t px_hdrs_name_len(const px_hdrs *h, int i);
+size_t px_hdrs_value_len(const px_hdrs *h, int i);
 int px_hdrs_piece(px_hdrs *h, int is_value, const char *p, size_t n);
 int px_hdrs_end_piece(px_hdrs *h, int is_value);
-const char *px_hdrs_get(const px_hdrs *h, const char *name);
+const char *px_hdrs_find(const px_hdrs *h, int id);
+int px_hdr_id(const char *name, size_t len);
 int px_header_listed(const char *list, const char *name);
-int px_hop_by_hop(const char *name);
+int px_hop_by_hop(int id);
 size_t px_utoa(char *out, unsigned long long v);
 int px_bad_line_ends(const char *p, size_t n, int *last_byte);
 void px_head_begin(px_head *h, struct evbuffer *out);
 void px_head_add(px_head *h, const void *p, size_t n);
 void px_head_header(px_head *h, const char *name, const char *value);
+void px_head_line(px_head *h, const px_hdrs *hd, int i);
 void px_head_end(px_head *h);
 const char *px_reason(int status);
 void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);

@@ -132,7 +132,7 @@ static void send_head(px_up *u)
     px_conn *c = r->conn;
     px_server *s = u->srv;
     struct evbuffer *out = c->sk->out;
-    const char *conn_hdr = px_hdrs_get(&u->hdrs, "connection");
+    const char *conn_hdr = px_hdrs_find(&u->hdrs, PX_H_CONNECTION);
     int status = llhttp_get_status_code(&u->parser), i;
     int needs_eof = !r->is_head && llhttp_message_needs_eof(&u->parser);
     px_head h;
@@ -142,7 +142,7 @@ static void send_head(px_up *u)
         r->close_after = 1;                     /* acted on at response_done */
     r->v.status = status;
     r->v.t_head = px_now();
-    r->v.content_type = px_hdrs_get(&u->hdrs, "content-type");
+    r->v.content_type = px_hdrs_find(&u->hdrs, PX_H_CONTENT_TYPE);
     if (!r->v.content_type)
         r->v.content_type = "";
     px_head_begin(&h, out);
@@ -159,15 +159,15 @@ static void send_head(px_up *u)
         px_head_add(&h, "\r\n", 2);
     }
     for (i = 0; i < u->hdrs.n; i++) {
-        const char *n = u->hdrs.buf + u->hdrs.name[i], *v = u->hdrs.buf + u->hdrs.value[i];
-        if (r->relay_raw && px_hdrs_name_len(&u->hdrs, i) == 17 &&
-            strcasecmp(n, "transfer-encoding") == 0) {
-            px_head_header(&h, n, v);           /* framing passes through as is */
+        int id = u->hdrs.id[i];
+        if (r->relay_raw && id == PX_H_TRANSFER_ENCODING) {
+            px_head_line(&h, &u->hdrs, i);      /* framing passes through as is */
             continue;
         }
-        if (px_hop_by_hop(n) || (conn_hdr && px_header_listed(conn_hdr, n)))
+        if (px_hop_by_hop(id) ||
+            (conn_hdr && px_header_listed(conn_hdr, u->hdrs.buf + u->hdrs.name[i])))
             continue;
-        px_head_header(&h, n, v);
+        px_head_line(&h, &u->hdrs, i);
     }
     px_head_add(&h, r->extra, strlen(r->extra));
     if (r->close_after)

@@ -97,7 +97,46 @@ static void add_line(px_hdrs *h, const char *name, const char *value)
     assert_int_equal(px_hdrs_end_piece(h, 1), 0);
 }
 
-static void header_lookup_by_length_and_name(void **st)
+/* px_head_line writes "name: value\r\n" from the gathered lines, in place while it fits and
+ * through the spilling path, in order, when it does not. */
+static void head_line_in_place_and_spilled(void **st)
+{
+    struct evbuffer *out = evbuffer_new();
+    size_t long_len = PX_HEAD_INLINE - 10, k = 0;
+    char *longv = malloc(long_len + 1), *want = malloc(2 * PX_HEAD_INLINE), *got;
+    px_hdrs hd;
+    px_head h;
+
+    (void)st;
+    assert_non_null(longv);
+    assert_non_null(want);
+    memset(longv, 'v', long_len);
+    longv[long_len] = '\0';
+    px_hdrs_init(&hd, 4 * PX_HEAD_INLINE);
+    add_line(&hd, "Content-Type", "application/json");
+    add_line(&hd, "X-Long", longv);
+    add_line(&hd, "X-Empty", "");
+    px_head_begin(&h, out);
+    px_head_line(&h, &hd, 0);                   /* fits */
+    px_head_line(&h, &hd, 1);                   /* does not: spills */
+    px_head_line(&h, &hd, 2);
+    px_head_line(&h, &hd, 0);
+    px_head_end(&h);
+    k += (size_t)sprintf(want + k, "Content-Type: application/json\r\n");
+    k += (size_t)sprintf(want + k, "X-Long: %s\r\n", longv);
+    k += (size_t)sprintf(want + k, "X-Empty: \r\n");
+    k += (size_t)sprintf(want + k, "Content-Type: application/json\r\n");
+    got = contents(out);
+    assert_int_equal(strlen(got), k);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    free(longv);
+    px_hdrs_free(&hd);
+    evbuffer_free(out);
+}
+
+static void header_ids_and_lookup(void **st)
 {
     px_hdrs h;
     char *kept;
@@ -107,20 +146,45 @@ static void header_lookup_by_length_and_name(void **st)
     add_line(&h, "Connectionx", "1");
     add_line(&h, "CONNECTION", "close");
     add_line(&h, "Ho", "2");
+    add_line(&h, "X-Forwarded-For", "");        /* an empty value has no piece at all */
     assert_int_equal(px_hdrs_name_len(&h, 0), 11);
     assert_int_equal(px_hdrs_name_len(&h, 2), 2);
-    assert_string_equal(px_hdrs_get(&h, "connection"), "close");  /* not the longer look-alike */
-    assert_null(px_hdrs_get(&h, "host"));
-    assert_null(px_hdrs_get(&h, "connectio"));
+    assert_int_equal(px_hdrs_value_len(&h, 0), 1);
+    assert_int_equal(px_hdrs_value_len(&h, 1), 5);
+    assert_int_equal(px_hdrs_value_len(&h, 3), 0);
+    assert_int_equal(h.id[0], PX_H_OTHER);      /* not the longer look-alike */
+    assert_int_equal(h.id[2], PX_H_OTHER);
+    assert_int_equal(h.id[3], PX_H_XFF);
+    assert_string_equal(px_hdrs_find(&h, PX_H_CONNECTION), "close");
+    assert_null(px_hdrs_find(&h, PX_H_HOST));
 
     kept = h.buf;                               /* a reset keeps the buffer and forgets lines */
     px_hdrs_reset(&h);
     assert_ptr_equal(h.buf, kept);
     assert_int_equal(h.n, 0);
-    assert_null(px_hdrs_get(&h, "connection"));
-    add_line(&h, "Host", "b");
-    assert_string_equal(px_hdrs_get(&h, "host"), "b");
+    assert_null(px_hdrs_find(&h, PX_H_CONNECTION));
+    add_line(&h, "hOsT", "b");
+    assert_string_equal(px_hdrs_find(&h, PX_H_HOST), "b");
+    assert_int_equal(px_hdrs_value_len(&h, 0), 1);
     px_hdrs_free(&h);
+}
+
+static void header_ids_by_name(void **st)
+{
+    static const struct { const char *name; int id; } known[] = {
+        {"Host", PX_H_HOST}, {"content-length", PX_H_CONTENT_LENGTH},
+        {"Content-Type", PX_H_CONTENT_TYPE}, {"EXPECT", PX_H_EXPECT},
+        {"x-forwarded-for", PX_H_XFF}, {"Connection", PX_H_CONNECTION},
+        {"Keep-Alive", PX_H_KEEP_ALIVE}, {"Proxy-Connection", PX_H_PROXY_CONNECTION},
+        {"te", PX_H_TE}, {"Upgrade", PX_H_UPGRADE}, {"Transfer-Encoding", PX_H_TRANSFER_ENCODING},
+        {"Hosts", PX_H_OTHER}, {"Hos", PX_H_OTHER}, {"content-lengtH", PX_H_CONTENT_LENGTH},
+        {"content-lengthx", PX_H_OTHER}, {"Keep-Alivf", PX_H_OTHER}, {"", PX_H_OTHER},
+        {"Accept", PX_H_OTHER}};
+    size_t i;
+
+    (void)st;
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        assert_int_equal(px_hdr_id(known[i].name, strlen(known[i].name)), known[i].id);
 }
 
 static void hop_by_hop_names_only(void **st)
@@ -128,14 +192,15 @@ static void hop_by_hop_names_only(void **st)
     static const char *const hop[] = {"Connection", "keep-alive", "Proxy-Connection", "TE",
                                       "upgrade", "Transfer-Encoding"};
     static const char *const not_hop[] = {"Connectionx", "T", "TEE", "Upgrades",
-                                          "Transfer-Encodinx", "Host", ""};
+                                          "Transfer-Encodinx", "Host", "Content-Length",
+                                          "Expect", "X-Forwarded-For", "Content-Type", ""};
     size_t i;
 
     (void)st;
     for (i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        assert_true(px_hop_by_hop(hop[i]));
+        assert_true(px_hop_by_hop(px_hdr_id(hop[i], strlen(hop[i]))));
     for (i = 0; i < sizeof not_hop / sizeof not_hop[0]; i++)
-        assert_false(px_hop_by_hop(not_hop[i]));
+        assert_false(px_hop_by_hop(px_hdr_id(not_hop[i], strlen(not_hop[i]))));
 }
 
 /* The rule, one byte at a time: a LF must follow a CR, and a byte after a LF must not be a
@@ -192,7 +257,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(head_is_one_piece_and_spills_in_order),
         cmocka_unit_test(utoa_writes_every_digit),
-        cmocka_unit_test(header_lookup_by_length_and_name),
+        cmocka_unit_test(head_line_in_place_and_spilled),
+        cmocka_unit_test(header_ids_and_lookup),
+        cmocka_unit_test(header_ids_by_name),
         cmocka_unit_test(hop_by_hop_names_only),
         cmocka_unit_test(line_end_check_matches_the_oracle),
     };
