@@ -13,6 +13,8 @@
 
 /* Byte classes inside strings. */
 enum { C_OTHER = 0, C_SPACE, C_ALNUM, C_QUOTE, C_BSLASH, C_CTRL, C_HIGH, C_CJK };
+/* copy_string tells the bytes that end a plain run by one range test */
+_Static_assert(C_BSLASH == C_QUOTE + 1 && C_CTRL == C_QUOTE + 2, "string stops are contiguous");
 
 /* GNU range designators keep this table readable; gcc and clang both accept them in C11. */
 static const uint8_t sc_cls[256] = {
@@ -143,19 +145,23 @@ static int copy_string(sc_scan *s, char *buf, size_t cap)
     size_t n = 0;
     int rc = -1;
     for (;;) {
+        /* a run of plain bytes (not '"', '\\' or a control byte) is copied in one go */
+        const uint8_t *q = s->p;
+        while (q < s->end && (unsigned)(sc_cls[*q] - C_QUOTE) > (unsigned)(C_CTRL - C_QUOTE))
+            q++;
+        size_t run = (size_t)(q - s->p), room = cap > n + 1 ? cap - n - 1 : 0;
+        if (run > room) run = room;
+        memcpy(buf + n, s->p, run);
+        n += run;
+        s->p = q;
         if (s->p >= s->end) goto out;
         uint8_t c = *s->p++;
-        long v = c;
+        long v;
         if (c == '"') break;
         if (c < 0x20) goto out;
-        if (c == '\\' && (v = escape(s)) < 0) goto out;
-        if (v < 0x80) {
-            if (n + 1 < cap) buf[n++] = (char)v;
-        } else if (c == '\\') {
-            if (n + 1 < cap) buf[n++] = '?';  /* non-ASCII escapes never matter for our keys */
-        } else if (n + 1 < cap) {
-            buf[n++] = (char)c;
-        }
+        if ((v = escape(s)) < 0) goto out;      /* c is the backslash */
+        if (n + 1 < cap) buf[n++] = v < 0x80 ? (char)v : '?';  /* non-ASCII escapes never
+                                                                   matter for our keys */
     }
     rc = 0;
 out:

@@ -292,6 +292,30 @@ static void keyword_inflections(void **state)
     sc_scorer_free(s);
 }
 
+/* Keys and the model name are decoded (escapes, in runs or alone) and cut to their buffers. */
+static void keys_and_model_are_decoded(void **state)
+{
+    char body[3 * SC_MODEL_MAX], want[SC_MODEL_MAX];
+    sc_result r;
+
+    r = score_of(*state, SC_EP_GENERATE,
+                 "{\"pr\\u006fmpt\":\"design it\",\"m\\u006fdel\":\"q\\\"w\\\\en\\u00e9:7b\"}");
+    assert_int_equal(r.f.keyword_hits, 1);      /* the escaped key is still "prompt" */
+    assert_int_equal(r.f.words, 2);
+    assert_string_equal(r.model, "q\"w\\en?:7b"); /* non-ASCII escapes become '?' */
+
+    memset(want, 'm', sizeof want - 1);         /* a name longer than the buffer is cut */
+    want[sizeof want - 1] = '\0';
+    snprintf(body, sizeof body, "{\"model\":\"%s%s\",\"prompt\":\"x\"}", want, want);
+    r = score_of(*state, SC_EP_GENERATE, body);
+    assert_true(r.f.json_ok);
+    assert_string_equal(r.model, want);
+    snprintf(body, sizeof body, "{\"model\":\"%s\\u0041\",\"prompt\":\"x\"}", want);
+    r = score_of(*state, SC_EP_GENERATE, body);  /* an escape past the end is dropped too */
+    assert_string_equal(r.model, want);
+    assert_int_equal(r.f.words, 1);
+}
+
 static void invalid_bodies_score_zero(void **state)
 {
     static const char *const bad[] = {
@@ -544,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(features_of_openai_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(word_counting_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(keyword_inflections, setup, teardown),
+        cmocka_unit_test_setup_teardown(keys_and_model_are_decoded, setup, teardown),
         cmocka_unit_test_setup_teardown(invalid_bodies_score_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(deep_nesting_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(unexpected_shapes_are_valid_but_cheap, setup, teardown),
