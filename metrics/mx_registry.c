@@ -222,7 +222,13 @@ static void model_copy(char *dst, const char *src)
 static int model_slot(const char *model)
 {
     char name[MX_MODEL_NAME_MAX];
-    model_copy(name, (model && *model) ? model : "unknown");
+    const char *raw = (model && *model) ? model : "unknown";
+    /* why first, unsanitised: a stored name is valid UTF-8 and short, and model_copy leaves
+     * such a name as it is, so a raw name equal to it has this slot (the common case) */
+    for (int i = 0; i < mx_g.n_models; i++)
+        if (strcmp(mx_g.model[i], raw) == 0)
+            return i;
+    model_copy(name, raw);
     for (int i = 0; i < mx_g.n_models; i++)
         if (strcmp(mx_g.model[i], name) == 0)
             return i;

@@ -343,7 +343,8 @@ static void test_escaping(void **state)
     free(text);
 }
 
-/* Invalid UTF-8 becomes '?', long names are cut at a character boundary, "" is "unknown". */
+/* Invalid UTF-8 becomes '?', long names are cut at a character boundary, "" is "unknown"; a
+ * name seen again (raw, or already clean) finds the same slot. */
 static void test_model_names(void **state)
 {
     char *text, longname[300];
@@ -356,12 +357,15 @@ static void test_model_names(void **state)
     mx_tokens_add(longname, 2, 0);
     mx_tokens_add("", 3, 0);
     mx_tokens_add(NULL, 4, 0);
+    mx_tokens_add("bad\xff\xc3_name", 10, 0);
+    mx_tokens_add("bad?\?_name", 100, 0);
+    mx_tokens_add(longname, 20, 0);
     text = render(0);
-    assert_non_null(strstr(text, "{model=\"bad?\?_name\"} 1\n"));
+    assert_non_null(strstr(text, "{model=\"bad?\?_name\"} 111\n"));
     assert_non_null(strstr(text, "{model=\"unknown\"} 7\n"));
     {
         char want[300];
-        snprintf(want, sizeof want, "{model=\"%.*s\xc3\xa9\"} 2\n", MX_MODEL_NAME_MAX - 3,
+        snprintf(want, sizeof want, "{model=\"%.*s\xc3\xa9\"} 22\n", MX_MODEL_NAME_MAX - 3,
                  longname);
         assert_non_null(strstr(text, want));    /* first é kept whole, second cut off */
     }
