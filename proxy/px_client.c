@@ -54,17 +54,37 @@ static px_req *req_new(px_conn *c)
     return r;
 }
 
+/* Free r's target, path and body buffers that are larger than keep bytes (0: all of them). */
+static void req_buffers_trim(px_req *r, size_t keep)
+{
+    if (r->target_cap > keep) {
+        free(r->target);
+        r->target = NULL;
+        r->target_cap = 0;
+    }
+    if (r->path_cap > keep) {
+        free(r->path);
+        r->path = NULL;
+        r->path_cap = 0;
+    }
+    if (r->body_cap > keep) {
+        free(r->body);
+        r->body = NULL;
+        r->body_cap = 0;
+    }
+}
+
+/* Free r, or pool it with its small buffers (why: five allocations fewer per request). */
 static void req_free(px_req *r)
 {
     if (r->upreq)
         px_buf_put(r->upreq);
-    free(r->target);
-    free(r->path);
-    free(r->body);
     if (PX_POOLING && req_pool_n < PX_REQ_POOL_MAX) {
+        req_buffers_trim(r, PX_REQ_KEEP);
         req_pool[req_pool_n++] = r;
         return;
     }
+    req_buffers_trim(r, 0);
     px_hdrs_free(&r->hdrs);
     free(r);
 }
@@ -74,6 +94,7 @@ void px_req_pool_free(void)
 {
     while (req_pool_n > 0) {
         px_req *r = req_pool[--req_pool_n];
+        req_buffers_trim(r, 0);
         px_hdrs_free(&r->hdrs);
         free(r);
     }
@@ -210,11 +231,11 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 
     if (head_bytes(CONN(p), n) < 0)
         return -1;
-    t = realloc(r->target, r->target_len + n + 1);
-    if (!t)
+    if (px_grow(&r->target, &r->target_cap, r->target_len + n + 1, PX_TARGET_INITIAL,
+                SIZE_MAX) < 0)
         return -1;
+    t = r->target;
     memcpy(t + r->target_len, at, n);
-    r->target = t;
     r->target_len += n;
     t[r->target_len] = '\0';
     return 0;
@@ -264,11 +285,11 @@ static int set_target(px_req *r)
 {
     static const char *const aliases[] = {"/chat/completions", "/completions", "/embeddings",
                                           "/models", NULL};
-    char *q, *t;
+    char *q;
     size_t plen;
     int i;
 
-    if (!r->target || r->target[0] != '/')
+    if (r->target_len == 0 || r->target[0] != '/')
         return -1;                              /* origin-form only (no proxy/absolute form) */
     q = strchr(r->target, '?');
     plen = q ? (size_t)(q - r->target) : r->target_len;
@@ -276,21 +297,20 @@ static int set_target(px_req *r)
         size_t al = strlen(aliases[i]);
         if (plen >= al && strncmp(r->target, aliases[i], al) == 0 &&
             (plen == al || r->target[al] == '/')) {
-            t = malloc(r->target_len + 4);
-            if (!t)
+            if (px_grow(&r->target, &r->target_cap, r->target_len + 4, PX_TARGET_INITIAL,
+                        SIZE_MAX) < 0)
                 return -1;
-            memcpy(t, "/v1", 3);
-            memcpy(t + 3, r->target, r->target_len + 1);
-            free(r->target);
-            r->target = t;
+            memmove(r->target + 3, r->target, r->target_len + 1);
+            memcpy(r->target, "/v1", 3);
             r->target_len += 3;
             plen += 3;
             break;
         }
     }
-    r->path = strndup(r->target, plen);
-    if (!r->path)
+    if (px_grow(&r->path, &r->path_cap, plen + 1, PX_TARGET_INITIAL, SIZE_MAX) < 0)
         return -1;
+    memcpy(r->path, r->target, plen);
+    r->path[plen] = '\0';
     r->v.path = r->path;
     r->v.is_v1 = plen >= 4 && strncmp(r->path, "/v1/", 4) == 0;
     return 0;
@@ -328,7 +348,9 @@ static int on_headers_complete(llhttp_t *p)
             px_sock_flush(c->sk);
         }
     }
-    if (r->has_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > 0) {
+    if (r->has_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > r->body_cap) {
+        free(r->body);                          /* a kept buffer too small: nothing in it yet */
+        r->body_cap = 0;
         r->body = malloc(p->content_length);
         if (!r->body)
             return -1;
@@ -558,7 +580,7 @@ static void conn_eventcb(px_sock *sk, short what, void *arg)
 
     if (!(what & (PX_SOCK_EOF | PX_SOCK_ERROR)))
         return;
-    if (r && r->v.t_end == 0 && (r->state > RQ_HEAD || r->target || r->method[0])) {
+    if (r && r->v.t_end == 0 && (r->state > RQ_HEAD || r->target_len || r->method[0])) {
         if (r->up) {
             px_up_abort(r->up);
             r->up = NULL;

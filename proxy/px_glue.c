@@ -21,6 +21,30 @@ typedef struct glue_req {
 
 static sc_scorer *g_scorer;     /* loop-thread scorer with its history */
 static int g_hints;             /* controller running: post hints */
+static glue_req *g_pool[PX_REQ_POOL_MAX]; /* finished glue_req kept for reuse (loop thread) */
+static int g_pool_n;            /* how many */
+
+/* A zeroed glue_req, from the pool when it has one (why: calloc and free were ~1.5 % of a
+ * small request); NULL when memory ran out. */
+static glue_req *glue_get(void)
+{
+    if (g_pool_n > 0) {
+        glue_req *g = g_pool[--g_pool_n];
+        memset(g, 0, sizeof *g);
+        return g;
+    }
+    return calloc(1, sizeof(glue_req));
+}
+
+/* Pool g or free it (no pooling under ASan: PX_POOLING). */
+static void glue_put(glue_req *g)
+{
+    if (PX_POOLING && g_pool_n < PX_REQ_POOL_MAX) {
+        g_pool[g_pool_n++] = g;
+        return;
+    }
+    free(g);
+}
 
 static mx_cx cx_of(const glue_req *g)
 {
@@ -81,7 +105,7 @@ static void glue_extra(char *extra, size_t cap, int score, const char *level)
 static void on_request(void *ud, void **hd, const px_req_view *v, const char *body, size_t len,
                        char *extra, size_t cap)
 {
-    glue_req *g = calloc(1, sizeof *g);
+    glue_req *g = glue_get();
     double now = px_now();
     (void)ud;
 
@@ -178,7 +202,7 @@ static void on_finish(void *ud, void **hd, const px_req_view *v)
                            g->usage.output_tokens, v->t_end);
     }
     hint(K8S_HINT_FINISH, g, v, v->t_end);
-    free(g);
+    glue_put(g);
     *hd = NULL;
 }
 
@@ -212,4 +236,6 @@ void px_glue_free(void)
 {
     sc_scorer_free(g_scorer);
     g_scorer = NULL;
+    while (g_pool_n > 0)
+        free(g_pool[--g_pool_n]);
 }

@@ -24,6 +24,9 @@
                                            head and, past 2 KiB, its body) */
 #define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
+#define PX_REQ_KEEP 4096                /* a pooled exchange keeps its target, path and body
+                                           buffers up to this size each */
+#define PX_TARGET_INITIAL 256           /* first allocation of a request-target or path */
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define PX_ASAN 1                       /* clang says so this way */
@@ -146,13 +149,9 @@ struct px_req {
     px_rq_state state;          /* phase */
     px_req_view v;              /* what the hooks see */
     char method[PX_METHOD_MAX]; /* method text */
-    char *target;               /* upstream request-target (aliases applied), malloc'd */
-    size_t target_len;          /* its length */
-    char *path;                 /* NUL-terminated copy of the path for the hooks */
-    char *body;                 /* request body (malloc'd; upreq references it past 2 KiB) */
+    size_t target_len;          /* bytes in target (0: no request-target seen yet) */
     struct evbuffer *upreq;     /* the upstream request, kept for one stale-connection retry */
     size_t body_len;            /* bytes in body */
-    size_t body_cap;            /* bytes allocated */
     int has_body;               /* the request had Content-Length or Transfer-Encoding */
     int http10;                 /* client spoke HTTP/1.0 */
     int is_head;                /* HEAD request (response has no body) */
@@ -164,7 +163,15 @@ struct px_req {
     int relay_raw;              /* relay upstream body bytes as they are (else decoded) */
     char extra[PX_EXTRA_HEADERS_MAX]; /* X-LiteBrain-* headers from the hooks */
     void *hook_data;            /* the hooks' per-request slot */
-    px_hdrs hdrs;               /* request headers (last: a reused px_req keeps them, req_new) */
+    /* From here on a reused px_req keeps what it has (req_new clears only what comes first):
+     * the buffers, so a request on a pooled exchange allocates nothing (req_free). */
+    px_hdrs hdrs;               /* request headers */
+    char *target;               /* upstream request-target (aliases applied), NUL-terminated */
+    size_t target_cap;          /* bytes allocated */
+    char *path;                 /* NUL-terminated copy of the path for the hooks */
+    size_t path_cap;            /* bytes allocated */
+    char *body;                 /* request body (upreq references it past 2 KiB) */
+    size_t body_cap;            /* bytes allocated */
 };
 
 /* A client connection. */

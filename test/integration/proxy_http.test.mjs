@@ -310,6 +310,45 @@ itest('long heads and bodies on both sides of the inline sizes reach the sim who
     }
 });
 
+itest('one connection, requests of every shape in turn: each reaches the sim as sent (kept buffers hold nothing over)', async () => {
+    // the proxy reuses finished exchanges with their target, path and body buffers (up to
+    // 4 KiB each): a long target or body followed by a shorter one must not leak its tail
+    const h = [['Host', hostOf(px.port)], ['Content-Type', 'application/json']];
+    const gen = (n) => json({ model: MODEL, prompt: 'z'.repeat(n), stream: false });
+    const chunk = (b) => Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n0\r\n\r\n')]);
+    const steps = [
+        ['POST', '/chat/completions', `seq=1&pad=${'p'.repeat(300)}`, chatBody('x'.repeat(3000)), '/v1/chat/completions'],
+        ['POST', '/api/generate', 'seq=2', gen(10), '/api/generate'],
+        ['GET', '/api/tags', 'seq=3', null, '/api/tags'],
+        ['POST', '/api/chat', 'seq=4', chatBody('chunked'), '/api/chat', true],
+        ['POST', '/api/generate', 'seq=5', gen(3500), '/api/generate'],
+        ['POST', '/api/generate', 'seq=6', gen(1), '/api/generate'],
+        ['POST', '/v1/completions', 'seq=7', gen(5000), '/v1/completions'],
+        ['POST', '/api/show', 'seq=8', json({ model: MODEL }), '/api/show'],
+    ];
+    const c = await RawClient.connect(px.port);
+    try {
+        for (const [method, p, q, body, want, chunked] of steps) {
+            const since = sim.mark();
+            const req = chunked
+                ? buildRequest(method, `${p}?${q}`, [...h, ['Transfer-Encoding', 'chunked']], chunk(Buffer.from(body)))
+                : buildRequest(method, `${p}?${q}`, h, body);
+            await c.write(req);
+            const r = await c.readResponse();
+            assert.equal(r.status, 200, `${q}: ${r.statusLine} ${r.body}`);
+            // the path the hooks see picks the scored endpoint: a stale tail would lose it
+            const scored = method === 'POST' && want !== '/api/show';
+            assert.equal(r.header('x-litebrain-level') !== undefined, scored, `${q}: scored`);
+            const ev = await sim.waitEvent((e) => e.event === 'request', WAIT_TIMEOUT_MS, since);
+            assert.equal(ev.method, method, q);
+            assert.equal(ev.path, want, q);
+            assert.equal(ev.query, q, q);
+            assert.equal(ev.body_len, body ? Buffer.byteLength(body) : 0, `${q}: body length`);
+            if (body) assert.equal(ev.body, body, `${q}: body bytes`);
+        }
+    } finally { c.destroy(); }
+});
+
 itest('aliases /chat/completions, /completions, /embeddings, /models reach the sim as /v1/...', async () => {
     const h = [['Host', hostOf(px.port)], ['Content-Type', 'application/json']];
     const cases = [
