@@ -287,13 +287,15 @@ static int set_target(px_req *r)
                                           "/models", NULL};
     char *q;
     size_t plen;
-    int i;
+    int i, maybe_alias;
 
     if (r->target_len == 0 || r->target[0] != '/')
         return -1;                              /* origin-form only (no proxy/absolute form) */
     q = strchr(r->target, '?');
     plen = q ? (size_t)(q - r->target) : r->target_len;
-    for (i = 0; aliases[i]; i++) {
+    /* why the first letter first: /api/... and /v1/... are nearly all requests */
+    maybe_alias = r->target[1] == 'c' || r->target[1] == 'e' || r->target[1] == 'm';
+    for (i = 0; maybe_alias && aliases[i]; i++) {
         size_t al = strlen(aliases[i]);
         if (plen >= al && strncmp(r->target, aliases[i], al) == 0 &&
             (plen == al || r->target[al] == '/')) {

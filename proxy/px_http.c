@@ -133,10 +133,37 @@ const char *px_hdrs_find(const px_hdrs *h, int id)
     return NULL;
 }
 
+/* 1 when the token name[0..len) equals lower, a lower-case name of len bytes, in any case.
+ * Why c | 0x20 is exact here: lower holds only letters and '-', and the only other byte that
+ * ORs to one of those is CR, which llhttp never lets into a name. */
+static int name_is(const char *name, const char *lower, size_t len)
+{
+    const uint64_t case_bits = 0x2020202020202020ull;   /* 0x20 in every byte */
+    uint64_t a, b;
+    size_t i;
+
+    if (len < sizeof a) {
+        for (i = 0; i < len; i++)
+            if (((unsigned char)name[i] | 0x20) != (unsigned char)lower[i])
+                return 0;
+        return 1;
+    }
+    for (i = 0;; i += sizeof a) {               /* 8 bytes a step; the last step overlaps */
+        if (i + sizeof a > len)
+            i = len - sizeof a;
+        memcpy(&a, name + i, sizeof a);
+        memcpy(&b, lower + i, sizeof b);
+        if ((a | case_bits) != b)
+            return 0;
+        if (i + sizeof a == len)
+            return 1;
+    }
+}
+
 /* PX_H_* of the header name[0..len) (any case); PX_H_OTHER for names the proxy passes over. */
 int px_hdr_id(const char *name, size_t len)
 {
-#define IS(s) (strncasecmp(name, s, len) == 0)
+#define IS(s) name_is(name, s, len)
     switch (len) {                              /* why: the length rules out all but one or two */
     case 2: return IS("te") ? PX_H_TE : PX_H_OTHER;
     case 4: return IS("host") ? PX_H_HOST : PX_H_OTHER;

@@ -179,7 +179,10 @@ static void header_ids_by_name(void **st)
         {"te", PX_H_TE}, {"Upgrade", PX_H_UPGRADE}, {"Transfer-Encoding", PX_H_TRANSFER_ENCODING},
         {"Hosts", PX_H_OTHER}, {"Hos", PX_H_OTHER}, {"content-lengtH", PX_H_CONTENT_LENGTH},
         {"content-lengthx", PX_H_OTHER}, {"Keep-Alivf", PX_H_OTHER}, {"", PX_H_OTHER},
-        {"Accept", PX_H_OTHER}};
+        {"Accept", PX_H_OTHER}, {"TRANSFER-ENCODING", PX_H_TRANSFER_ENCODING},
+        {"Transfer_Encoding", PX_H_OTHER}, {"transfer-encodinf", PX_H_OTHER},
+        {"transfer-Xncoding", PX_H_OTHER}, {"x-forwarded-fox", PX_H_OTHER},
+        {"content-lengt\r", PX_H_OTHER}, {"upgradE", PX_H_UPGRADE}, {"upgradf", PX_H_OTHER}};
     size_t i;
 
     (void)st;
