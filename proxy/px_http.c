@@ -255,20 +255,18 @@ void px_head_begin(px_head *h, struct evbuffer *out)
     h->len = 0;
 }
 
-/* Append n bytes.  Why a flat buffer: one evbuffer_add per head instead of one per piece
- * (each add costs a call, a chain check and often a chain).  Order is kept when it spills. */
-void px_head_add(px_head *h, const void *p, size_t n)
+/* The slow half of px_head_add (px_int.h): n bytes that do not fit in what is left of buf.
+ * Order is kept: what buf holds goes out first. */
+void px_head_spill(px_head *h, const void *p, size_t n)
 {
-    if (h->len + n > sizeof h->buf) {
-        evbuffer_add(h->out, h->buf, h->len);
-        h->len = 0;
-        if (n > sizeof h->buf) {
-            evbuffer_add(h->out, p, n);
-            return;
-        }
+    evbuffer_add(h->out, h->buf, h->len);
+    h->len = 0;
+    if (n > sizeof h->buf) {
+        evbuffer_add(h->out, p, n);
+        return;
     }
-    memcpy(h->buf + h->len, p, n);
-    h->len += n;
+    memcpy(h->buf, p, n);
+    h->len = n;
 }
 
 /* Append "name: value\r\n". */
