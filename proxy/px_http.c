@@ -63,8 +63,9 @@ void px_hdrs_free(px_hdrs *h)
 /* Append raw bytes; -1 when the limit would be passed or memory ran out. */
 static int hdrs_append(px_hdrs *h, const char *p, size_t n)
 {
-    if (h->len + n + 1 > h->limit ||
-        px_grow(&h->buf, &h->cap, h->len + n + 1, PX_HDRS_INITIAL, h->limit + 1) < 0)
+    size_t need = h->len + n + 1;               /* + 1: room for the NUL that ends the piece */
+    if (need > h->limit ||
+        (need > h->cap && px_grow(&h->buf, &h->cap, need, PX_HDRS_INITIAL, h->limit + 1) < 0))
         return -1;
     memcpy(h->buf + h->len, p, n);
     h->len += n;
