@@ -41,3 +41,10 @@ bench-profile: deps
 	@./scripts/ensure-debs.sh nginx-light wrk linux-perf
 	@$(MAKE) --no-print-directory $(PROXY) $(SIM)
 	@LB_BUILD=$(BUILD) ./bench/profile.sh
+
+.PHONY: bench-instructions
+# callgrind comes from Debian's valgrind; instructions.sh counts both servers under it
+bench-instructions: deps
+	@./scripts/ensure-debs.sh nginx-light valgrind
+	@$(MAKE) --no-print-directory $(PROXY) $(SIM) $(LBLOAD)
+	@LB_BUILD=$(BUILD) ./bench/instructions.sh
