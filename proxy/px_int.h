@@ -27,7 +27,7 @@
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
 #define PX_REQ_KEEP 4096                /* a pooled exchange keeps its target, path and body
                                            buffers up to this size each */
-#define PX_TARGET_INITIAL 256           /* first allocation of a request-target or path */
+#define PX_TARGET_INITIAL 64            /* first allocation of a request-target or path */
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define PX_ASAN 1                       /* clang says so this way */
