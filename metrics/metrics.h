@@ -95,6 +95,7 @@ typedef struct mx_usage {
     uint8_t num_bad;            /* that number is not a plain non-negative integer */
     uint8_t top_object;         /* the depth-1 container is an object */
     uint8_t in_usage;           /* the depth-2 container is the top-level "usage" object */
+    uint8_t watch;              /* keys at this depth are ones we look at (from the three above) */
 } mx_usage;
 
 void mx_usage_init(mx_usage *u);

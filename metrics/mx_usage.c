@@ -29,6 +29,13 @@ void mx_usage_init(mx_usage *u)
     u->output_tokens = -1;
 }
 
+/* Recompute u->watch: 1 when keys at the current depth are ones we look at.  Called wherever
+ * depth, top_object or in_usage change (why cached: the scan asks at nearly every stop). */
+static void set_watch(mx_usage *u)
+{
+    u->watch = (u->depth == 1 && u->top_object) || (u->depth == 2 && u->in_usage);
+}
+
 /* Forget the parse state (not the results): next byte starts a fresh document. */
 static void reset_parse(mx_usage *u)
 {
@@ -38,12 +45,7 @@ static void reset_parse(mx_usage *u)
     u->in_string = u->escaped = u->key_string = u->expect_key = 0;
     u->field = FLD_NONE;
     u->in_number = u->num_bad = u->top_object = u->in_usage = 0;
-}
-
-/* 1 when keys at the current depth are ones we look at. */
-static int watched(const mx_usage *u)
-{
-    return (u->depth == 1 && u->top_object) || (u->depth == 2 && u->in_usage);
+    set_watch(u);
 }
 
 /* Which field the key names, given the depth it was read on (len > MX_USAGE_TAIL: none). */
@@ -145,7 +147,7 @@ static void struct_byte(mx_usage *u, char c)
     case '"':
         u->in_string = 1;
         u->escaped = 0;
-        u->key_string = watched(u) && u->expect_key;
+        u->key_string = u->watch && u->expect_key;
         if (u->key_string)
             u->len = 0;
         else
@@ -161,7 +163,8 @@ static void struct_byte(mx_usage *u, char c)
         }
         if (u->depth < DEPTH_MAX)
             u->depth++;
-        u->expect_key = watched(u);
+        set_watch(u);
+        u->expect_key = u->watch;
         u->field = FLD_NONE;
         break;
     case '[':
@@ -169,6 +172,7 @@ static void struct_byte(mx_usage *u, char c)
             u->top_object = u->in_usage = 0;
         if (u->depth < DEPTH_MAX)
             u->depth++;
+        set_watch(u);
         u->expect_key = 0;
         u->field = FLD_NONE;
         break;
@@ -180,11 +184,12 @@ static void struct_byte(mx_usage *u, char c)
             u->in_usage = 0;
         if (u->depth == 0)
             u->top_object = 0;
+        set_watch(u);
         u->expect_key = 0;
         u->field = FLD_NONE;
         break;
     case ',':
-        u->expect_key = watched(u);
+        u->expect_key = u->watch;
         u->field = FLD_NONE;
         break;
     case ':':
@@ -192,11 +197,11 @@ static void struct_byte(mx_usage *u, char c)
     case ' ': case '\t': case '\r': case '\n':
         break;
     default:
-        if (c >= '0' && c <= '9' && watched(u) && u->field != FLD_NONE && u->field != FLD_USAGE) {
+        if (c >= '0' && c <= '9' && u->watch && u->field != FLD_NONE && u->field != FLD_USAGE) {
             u->in_number = 1;
             u->num_bad = 0;
             u->num = (uint64_t)(c - '0');
-        } else if (c == '-' && watched(u) && u->field != FLD_NONE) {
+        } else if (c == '-' && u->watch && u->field != FLD_NONE) {
             u->in_number = 1;
             u->num_bad = 1;             /* negative: read and ignore */
         } else {
@@ -358,7 +363,7 @@ void mx_usage_feed(mx_usage *u, const char *p, size_t n)
             else
                 struct_byte(u, *p++);
         } else if (u->field == FLD_NONE) {
-            int w = watched(u);
+            int w = u->watch;
             p = skip_to_stop(p, end, w ? STOP_WATCHED : STOP_DEEP);
             if (p == end)
                 break;
