@@ -374,6 +374,9 @@ void mx_usage_feed(mx_usage *u, const char *p, size_t n)
                 u->len = 0;
                 u->expect_key = 0;
                 p++;
+            } else if (*p == ',') {     /* the next commonest, as struct_byte would take it */
+                u->expect_key = (uint8_t)w;
+                p++;
             } else {
                 struct_byte(u, *p++);
             }
