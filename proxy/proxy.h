@@ -119,7 +119,7 @@ typedef struct px_hooks {
 /* Copy s into out (cap bytes) as the inside of a JSON string; truncates, always terminates. */
 void px_json_escape(const char *s, char *out, size_t cap);
 
-/* Monotonic seconds. */
+/* Monotonic seconds (inside a socket callback: when it first asked; see px_log.c). */
 double px_now(void);
 
 /* ---- the server ---- */

@@ -276,6 +276,9 @@ static inline void px_head_add(px_head *h, const void *p, size_t n)
 }
 void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
 
+/* px_log.c */
+void px_now_scope(int enter);
+
 /* px_server.c */
 struct timeval px_tv(double seconds);
 

@@ -49,12 +49,35 @@ void px_log(px_log_level l, const char *msg, const char *fmt_fields, ...)
     if (write(STDERR_FILENO, line, n) < 0) { /* nowhere left to report it */ }
 }
 
-/* Monotonic seconds. */
+/* Thread-local: the controller thread asks px_now too, and must get the clock itself. */
+static _Thread_local int now_depth;     /* socket callbacks on the stack (px_now_scope) */
+static _Thread_local double now_cached; /* the clock as first read inside them, 0 until read */
+
+/* Monotonic seconds.  Inside a socket callback, the time the callback first asked: one event,
+ * one instant (why: a small request asked the clock a dozen times in two callbacks, and nginx
+ * too stamps everything an event does with one reading).  Elsewhere the clock itself. */
 double px_now(void)
 {
     struct timespec ts;
+    double t;
+
+    if (now_cached > 0)
+        return now_cached;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (now_depth > 0)
+        now_cached = t;
+    return t;
+}
+
+/* Enter (1) or leave (0) a socket callback; the outermost leave forgets the cached time. */
+void px_now_scope(int enter)
+{
+    if (enter) {
+        now_depth++;
+    } else if (--now_depth == 0) {
+        now_cached = 0;
+    }
 }
 
 /* Escape for a JSON string: quotes, backslashes and control characters. */

@@ -272,6 +272,7 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
 
     s->in_cb++;
+    px_now_scope(1);
     if (s->failed && s->eventcb && !s->reported) {
         s->reported = 1;
         errno = s->err;
@@ -323,6 +324,7 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
 out:
+    px_now_scope(0);
     if (--s->in_cb == 0 && s->dead) {
         s->dead = 0;
         px_sock_free(s);

@@ -1,8 +1,10 @@
 /* test_proxy_sock.c — px_sock_send_ref (proxy/px_sock.c): the bytes of a kept buffer reach the
  * peer whole and in order, whether the kernel takes them at once, takes part of them (a small
- * send buffer) or finds output already waiting, and however many pieces the buffer has; the buffer itself is left as it was, so it can
- * be sent again (the stale-connection retry).  Over a socketpair and a real event loop. */
+ * send buffer) or finds output already waiting, and however many pieces the buffer has; the
+ * buffer itself is left as it was, so it can be sent again (the stale-connection retry).  Over
+ * a socketpair and a real event loop.  Also px_now's one instant per socket callback. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "proxy/px_int.h"
@@ -206,6 +209,49 @@ static void kept_buffer_may_be_freed_while_referenced(void **st)
     free(want);
 }
 
+/* Spin until CLOCK_MONOTONIC has moved past t (seconds, as px_now counts); bounded by the
+ * clock's own progress, not by a sleep. */
+static void clock_moves_past(double t)
+{
+    struct timespec ts;
+    do
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    while ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 <= t);
+}
+
+static void *other_thread_now(void *arg)
+{
+    *(double *)arg = px_now();
+    return NULL;
+}
+
+/* Inside a socket callback every px_now is the first reading (nested callbacks too); leaving
+ * the outermost one forgets it; another thread always reads the clock itself. */
+static void one_event_one_instant(void **st)
+{
+    double a, b, c, other = 0;
+    pthread_t th;
+
+    (void)st;
+    px_now_scope(1);
+    a = px_now();
+    clock_moves_past(a);
+    assert_true(px_now() == a);
+    px_now_scope(1);                            /* a callback run from inside another */
+    assert_true(px_now() == a);
+    px_now_scope(0);
+    assert_true(px_now() == a);
+    assert_int_equal(pthread_create(&th, NULL, other_thread_now, &other), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(other > a);                     /* the controller thread's clock moved on */
+    px_now_scope(0);
+    b = px_now();
+    assert_true(b > a);
+    clock_moves_past(b);
+    c = px_now();
+    assert_true(c > b);                         /* outside callbacks: the clock itself */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +260,7 @@ int main(void)
         cmocka_unit_test(many_pieces_arrive_whole),
         cmocka_unit_test(waiting_output_goes_first),
         cmocka_unit_test(kept_buffer_may_be_freed_while_referenced),
+        cmocka_unit_test(one_event_one_instant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
