@@ -124,5 +124,6 @@ callgrind_annotate --auto=no --inclusive=no --threshold=100 "$LBDUMP" 2>/dev/nul
     }
     END {
         for (a in s) printf "| %s | %d | %.1f |\n", a, s[a] / n, 100 * s[a] / tot
-        printf "| (below the 100-instruction threshold, or the frames on the stack) | %d | %.1f |\n", (tot - sum) / n, 100 * (tot - sum) / tot
+        r = tot - sum; pct = 100 * r / tot; if (pct > -0.05 && pct < 0.05) pct = 0
+        printf "| (below the 100-instruction threshold, or the frames on the stack) | %d | %.1f |\n", r / n, pct
     }' | sort -t'|' -k3 -rn
