@@ -87,6 +87,7 @@ for t in $TARGETS; do
 done
 
 echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct, litebrain, nginx)" >&2
+declare -A round_rps    # this round's small-case req/s per target
 for round in $(seq 1 "$ROUNDS"); do
     for t in $TARGETS; do
         srv=$(server_pids $t)
@@ -108,6 +109,7 @@ for round in $(seq 1 "$ROUNDS"); do
         fi
         errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "sock"}' | head -1)
         echo "small $t rps $rps" >>"$R"
+        round_rps[$t]=$rps
         echo "small $t p50 $p50" >>"$R"
         echo "small $t p99 $p99" >>"$R"
         [ -n "$errs" ] && echo "small $t errors $errs" >>"$R"
@@ -125,6 +127,9 @@ for round in $(seq 1 "$ROUNDS"); do
               || die "one-stream case on $t failed"
         echo "solo $t ttfb $(kv "$out" ttfb_p50_ms)" >>"$R"
     done
+    # why pairs too: the box's speed swings between minutes, and a round's two runs are closer
+    # in time than the medians of all rounds are
+    echo "small pair rps_ratio $(ratio "${round_rps[litebrain]}" "${round_rps[nginx]}")" >>"$R"
     # 10 MiB: paired — each request goes to direct, litebrain, nginx in turn, so the drift of
     # the box's load (the sim's own JSON parse of 10 MiB varies by ±0.1 s) hits all three alike
     out=$(taskset -c $CLIENT_CPU "$LOAD" pair --ports "${PORT[direct]},${PORT[litebrain]},${PORT[nginx]}" \
@@ -214,6 +219,7 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | case | metric | direct | litebrain | nginx | litebrain / nginx | target | verdict |
 |---|---|---:|---:|---:|---:|---|---|
 | small /api/generate, wrk -c$SMALL_CONNS | req/s | $S_rps_direct | $S_rps_litebrain | $S_rps_nginx | $(ratio $S_rps_litebrain $S_rps_nginx) | ≥ 1.20 | $(verdict $(awk -v a=$S_rps_litebrain -v b=$S_rps_nginx 'BEGIN{print (a >= 1.2 * b)}')) |
+| | req/s, litebrain / nginx of each round (median of the $ROUNDS pairs) | | | | $(med small pair rps_ratio) | | |
 | | p50 ms | $S_p50_direct | $S_p50_litebrain | $S_p50_nginx | $(ratio $S_p50_litebrain $S_p50_nginx) | | |
 | | p99 ms | $S_p99_direct | $S_p99_litebrain | $S_p99_nginx | $(ratio $S_p99_litebrain $S_p99_nginx) | | |
 | | server CPU µs per request (user + sys) | — | $S_cpu_us_litebrain | $S_cpu_us_nginx | $(ratio $S_cpu_us_litebrain $S_cpu_us_nginx) | | |
