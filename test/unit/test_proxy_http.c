@@ -2,6 +2,7 @@
  * one piece, spilling in order when longer than the stack buffer; the integer formatter; header
  * lookup by length and name; hop-by-hop rules; and the line-end check against bare LF and
  * obs-fold, compared with a byte-at-a-time oracle on random heads split across reads. */
+#include <ctype.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,9 @@
 
 #define ORACLE_ROUNDS 200000    /* random heads compared with the oracle */
 #define ORACLE_LEN_MAX 24       /* bytes per random head */
+#define LINES_ROUNDS 20000      /* random header sets gathered in random pieces */
+#define LINES_MAX 6             /* header lines per random set */
+#define LINE_PART_MAX 20        /* bytes per random name or value */
 
 /* The evbuffer's bytes as a NUL-terminated malloc'd string. */
 static char *contents(struct evbuffer *b)
@@ -169,6 +173,71 @@ static void header_ids_and_lookup(void **st)
     px_hdrs_free(&h);
 }
 
+/* Random header sets, names drawn from the ids' names (in random case), look-alikes and others,
+ * values of 0..LINE_PART_MAX bytes, each fed in up to three pieces as llhttp may split them:
+ * every line's name, value, lengths and id come out as they went in, and px_head_line writes
+ * exactly "name: value\r\n" for each. */
+static void gathered_lines_match_random_input(void **st)
+{
+    static const char *const names[] = {"Host", "Content-Length", "content-type", "Expect",
+                                        "X-Forwarded-For", "Connection", "Keep-Alive", "TE",
+                                        "Upgrade", "Transfer-Encoding", "Proxy-Connection",
+                                        "Hos", "Hosts", "X-Forwarded-Fox", "Accept", "A"};
+    static const char vchars[] = "abcXYZ019 ,;=-_/\t";
+    unsigned seed = 777;
+    int round;
+
+    (void)st;
+    for (round = 0; round < LINES_ROUNDS; round++) {
+        char name[LINES_MAX][LINE_PART_MAX + 1], value[LINES_MAX][LINE_PART_MAX + 1];
+        char want[LINES_MAX * (2 * LINE_PART_MAX + 4) + 1], *got;
+        int nl = 1 + rand_r(&seed) % LINES_MAX, i, k;
+        size_t w = 0;
+        struct evbuffer *out = evbuffer_new();
+        px_hdrs h;
+        px_head hd;
+
+        px_hdrs_init(&h, 4096);
+        for (i = 0; i < nl; i++) {
+            const char *pick = names[rand_r(&seed) % (sizeof names / sizeof names[0])];
+            size_t vl = (size_t)(rand_r(&seed) % (LINE_PART_MAX + 1)), j;
+            for (j = 0; pick[j]; j++)           /* the same name in a random case */
+                name[i][j] = (char)(isalpha((unsigned char)pick[j]) && rand_r(&seed) % 2
+                                    ? pick[j] ^ 0x20 : pick[j]);
+            name[i][j] = '\0';
+            for (j = 0; j < vl; j++)
+                value[i][j] = vchars[rand_r(&seed) % (sizeof vchars - 1)];
+            value[i][vl] = '\0';
+            for (k = 0; k < 2; k++) {           /* name, then value, in up to three pieces */
+                const char *part = k ? value[i] : name[i];
+                size_t len = strlen(part), a = len ? (size_t)rand_r(&seed) % (len + 1) : 0;
+                size_t b = a + (len - a ? (size_t)rand_r(&seed) % (len - a + 1) : 0);
+                if (a) assert_int_equal(px_hdrs_piece(&h, k, part, a), 0);
+                if (b > a) assert_int_equal(px_hdrs_piece(&h, k, part + a, b - a), 0);
+                if (len > b) assert_int_equal(px_hdrs_piece(&h, k, part + b, len - b), 0);
+                assert_int_equal(px_hdrs_end_piece(&h, k), 0);
+            }
+        }
+        assert_int_equal(h.n, nl);
+        px_head_begin(&hd, out);
+        for (i = 0; i < nl; i++) {
+            assert_string_equal(h.buf + h.name[i], name[i]);
+            assert_string_equal(h.buf + h.value[i], value[i]);
+            assert_int_equal(px_hdrs_name_len(&h, i), strlen(name[i]));
+            assert_int_equal(px_hdrs_value_len(&h, i), strlen(value[i]));
+            assert_int_equal(h.id[i], px_hdr_id(name[i], strlen(name[i])));
+            px_head_line(&hd, &h, i);
+            w += (size_t)sprintf(want + w, "%s: %s\r\n", name[i], value[i]);
+        }
+        px_head_end(&hd);
+        got = contents(out);
+        assert_string_equal(got, want);
+        free(got);
+        evbuffer_free(out);
+        px_hdrs_free(&h);
+    }
+}
+
 static void header_ids_by_name(void **st)
 {
     static const struct { const char *name; int id; } known[] = {
@@ -263,6 +332,7 @@ int main(void)
         cmocka_unit_test(head_line_in_place_and_spilled),
         cmocka_unit_test(header_ids_and_lookup),
         cmocka_unit_test(header_ids_by_name),
+        cmocka_unit_test(gathered_lines_match_random_input),
         cmocka_unit_test(hop_by_hop_names_only),
         cmocka_unit_test(line_end_check_matches_the_oracle),
     };
