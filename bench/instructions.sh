@@ -54,32 +54,7 @@ LBDUMP=$(count litebrain $LBPORT $!) || exit 1
 
 NGPORT=$(freeport)
 mkdir -p "$tmp/ng" && chmod 777 "$tmp" "$tmp/ng"   # why: nginx may write as its worker user
-cat >"$tmp/ng/nginx.conf" <<EOF
-master_process off;
-daemon off;
-pid $tmp/ng/nginx.pid;
-error_log $tmp/ng/error.log warn;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/ng/body;
-    proxy_temp_path $tmp/ng/proxy;
-    fastcgi_temp_path $tmp/ng/fcgi;
-    uwsgi_temp_path $tmp/ng/uwsgi;
-    scgi_temp_path $tmp/ng/scgi;
-    upstream ollama { server 127.0.0.1:$SIMPORT; keepalive 64; }
-    server {
-        listen 127.0.0.1:$NGPORT;
-        location / {
-            proxy_pass http://ollama;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host 127.0.0.1:$SIMPORT;
-            proxy_buffering off;
-        }
-    }
-}
-EOF
+nginx_conf "$tmp/ng" $NGPORT "master_process off;" "daemon off;"
 valgrind --tool=callgrind --callgrind-out-file="$tmp/nginx.cg" nginx -p "$tmp/ng" \
     -c "$tmp/ng/nginx.conf" 2>"$tmp/nginx.log" &
 pids+=($!)

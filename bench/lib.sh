@@ -49,25 +49,26 @@ start_proxy() {  # litebrain-proxy on $SERVER_CPU, scoring every body, access lo
     pids+=($LBPID)
     waitport $LBPORT
 }
-start_nginx() {  # nginx on $SERVER_CPU: one worker, upstream keepalive pool, no response buffering
-    NGPORT=$(freeport)
-    mkdir -p "$tmp/ng" && chmod 777 "$tmp" "$tmp/ng"
-    cat >"$tmp/ng/nginx.conf" <<EOF
-worker_processes 1;
-worker_rlimit_nofile 65536;
-pid $tmp/ng/nginx.pid;
-error_log $tmp/ng/error.log warn;
+nginx_conf() {  # dir port [top lines...]: write dir/nginx.conf, nginx in front of the sim at
+    # $SIMPORT the way the bench compares it (upstream keepalive pool, no response buffering),
+    # listening on port; pid, log and temp paths in dir; extra lines go at the top
+    local dir=$1 port=$2
+    shift 2
+    { printf '%s\n' "$@"
+      cat <<EOF
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 16384; }
 http {
     access_log off;
-    client_body_temp_path $tmp/ng/body;
-    proxy_temp_path $tmp/ng/proxy;
-    fastcgi_temp_path $tmp/ng/fcgi;
-    uwsgi_temp_path $tmp/ng/uwsgi;
-    scgi_temp_path $tmp/ng/scgi;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
     upstream ollama { server 127.0.0.1:$SIMPORT; keepalive 64; }
     server {
-        listen 127.0.0.1:$NGPORT;
+        listen 127.0.0.1:$port;
         client_max_body_size 64m;
         location / {
             proxy_pass http://ollama;
@@ -79,6 +80,12 @@ http {
     }
 }
 EOF
+    } >"$dir/nginx.conf"
+}
+start_nginx() {  # nginx on $SERVER_CPU: one worker, upstream keepalive pool, no response buffering
+    NGPORT=$(freeport)
+    mkdir -p "$tmp/ng" && chmod 777 "$tmp" "$tmp/ng"
+    nginx_conf "$tmp/ng" $NGPORT "worker_processes 1;" "worker_rlimit_nofile 65536;"
     taskset -c $SERVER_CPU nginx -p "$tmp/ng" -c "$tmp/ng/nginx.conf" -g 'daemon off;' 2>>"$tmp/nginx.log" &
     NGPID=$!
     pids+=($NGPID)
