@@ -652,7 +652,7 @@ static void conn_timeout(px_conn *c)
         conn_free(c);                           /* a client that never reads its error */
         return;
     }
-    if (c->req && c->req->state < RQ_UPSTREAM && (c->req->method[0] || c->req->target)) {
+    if (c->req && c->req->state < RQ_UPSTREAM && (c->req->method[0] || c->req->target_len)) {
         conn_error(c, 408, "request timeout", 1);   /* may free c */
         return;
     }

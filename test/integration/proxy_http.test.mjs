@@ -392,6 +392,22 @@ itest('connection limits: 503 and close beyond --max-connections; idle keep-aliv
     } finally { a.destroy(); b.destroy(); }
 });
 
+itest('a blank line on an idle keep-alive connection is ignored: closed silently after --idle-timeout, nothing counted', async () => {
+    // the exchange taken for the blank line may be a pooled one that kept its target buffer:
+    // only a request-target actually read may turn the idle timeout into a 408
+    const lim = await startProxy(['--idle-timeout', '0.5'], {}, { sim });
+    const c = await RawClient.connect(lim.port);
+    try {
+        await c.write(buildRequest('GET', '/api/version', [['Host', hostOf(lim.port)]]));
+        assert.equal((await c.readResponse()).status, 200);
+        const pm = lim.mark();
+        await c.write('\r\n');                 // RFC 9112 §2.2: a server SHOULD ignore it
+        await c.waitClose();
+        assert.equal(c.buf.toString().split('\r\n')[0], '', 'closed silently');
+        assert.equal(lim.logs.slice(pm).filter((l) => JSON.stringify(l).includes('"status":408')).length, 0, 'no 408 logged');
+    } finally { c.destroy(); }
+});
+
 itest('a client leaving mid-upload is counted 499 and nothing reaches the sim', async () => {
     const since = sim.mark();
     const pm = px.mark();

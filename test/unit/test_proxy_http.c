@@ -238,6 +238,29 @@ static void gathered_lines_match_random_input(void **st)
     }
 }
 
+/* The limit counts every byte kept, the NULs too, on the fast path that skips the checked
+ * append as on the checked one: a line that fills it exactly fits, an empty value after it
+ * does not. */
+static void header_limit_counts_every_byte(void **st)
+{
+    px_hdrs h;
+
+    (void)st;
+    px_hdrs_init(&h, 16);
+    assert_int_equal(px_hdrs_piece(&h, 0, "abcdef", 6), 0);
+    assert_int_equal(px_hdrs_end_piece(&h, 0), 0);
+    assert_int_equal(px_hdrs_piece(&h, 1, "0123456", 7), 0);
+    assert_int_equal(px_hdrs_end_piece(&h, 1), 0);     /* 15 of 16 bytes */
+    assert_int_equal(px_hdrs_piece(&h, 0, "x", 1), -1); /* x and its NUL would make 17 */
+    px_hdrs_free(&h);
+
+    px_hdrs_init(&h, 10);
+    assert_int_equal(px_hdrs_piece(&h, 0, "abcdefghi", 9), 0);
+    assert_int_equal(px_hdrs_end_piece(&h, 0), 0);     /* 10 of 10: full */
+    assert_int_equal(px_hdrs_end_piece(&h, 1), -1);    /* an empty value's NUL is one more */
+    px_hdrs_free(&h);
+}
+
 static void header_ids_by_name(void **st)
 {
     static const struct { const char *name; int id; } known[] = {
@@ -331,6 +354,7 @@ int main(void)
         cmocka_unit_test(utoa_writes_every_digit),
         cmocka_unit_test(head_line_in_place_and_spilled),
         cmocka_unit_test(header_ids_and_lookup),
+        cmocka_unit_test(header_limit_counts_every_byte),
         cmocka_unit_test(header_ids_by_name),
         cmocka_unit_test(gathered_lines_match_random_input),
         cmocka_unit_test(hop_by_hop_names_only),
