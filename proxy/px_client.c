@@ -241,8 +241,16 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
+/* 1 while llhttp reports the trailer fields of a chunked request body (after the head).  They
+ * are parsed and discarded, their bytes counted against --max-header-bytes: forwarding them
+ * as headers of the de-chunked request would merge them into its header section, which RFC
+ * 9112 §7.1.2 forbids. */
+#define IN_TRAILER(p) (CONN(p)->req->state != RQ_HEAD)
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
+    if (IN_TRAILER(p))
+        return head_bytes(CONN(p), n);
     if (px_hdrs_piece(&CONN(p)->req->hdrs, 0, at, n) < 0) {
         CONN(p)->err_status = 431;
         return -1;
@@ -255,6 +263,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
     /* why: llhttp 8 folds obs-fold continuation lines into the value; we refuse them */
     if (memchr(at, '\r', n) || memchr(at, '\n', n))
         return -1;
+    if (IN_TRAILER(p))
+        return head_bytes(CONN(p), n);
     if (px_hdrs_piece(&CONN(p)->req->hdrs, 1, at, n) < 0) {
         CONN(p)->err_status = 431;
         return -1;
@@ -264,6 +274,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 
 static int on_header_field_complete(llhttp_t *p)
 {
+    if (IN_TRAILER(p))
+        return 0;
     if (px_hdrs_end_piece(&CONN(p)->req->hdrs, 0) < 0) {
         CONN(p)->err_status = 431;
         return -1;
@@ -273,6 +285,8 @@ static int on_header_field_complete(llhttp_t *p)
 
 static int on_header_value_complete(llhttp_t *p)
 {
+    if (IN_TRAILER(p))
+        return 0;
     if (px_hdrs_end_piece(&CONN(p)->req->hdrs, 1) < 0) {
         CONN(p)->err_status = 431;
         return -1;

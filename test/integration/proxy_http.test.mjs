@@ -75,6 +75,23 @@ itest('a chunked upload reaches the sim with Content-Length and no Transfer-Enco
     assert.equal(ev.body_len, body.length);
 });
 
+itest('trailer fields of a chunked upload are dropped, not merged into the forwarded head', async () => {
+    // RFC 9112 §7.1.2: a recipient that removes the chunked coding must not merge trailer
+    // fields into the header section; the proxy forwards a Content-Length request, so it drops them
+    const body = Buffer.from(chatBody('with trailers'));
+    const trailers = 'X-Trailer: t\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Type: text/evil\r\nHost: evil\r\n';
+    const chunked = Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from(`\r\n0\r\n${trailers}\r\n`)]);
+    const since = sim.mark();
+    const r = await rawRequest(px.port, buildRequest('POST', '/api/chat?trailers=1',
+        [['Host', hostOf(px.port)], ['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']], chunked));
+    assert.equal(r.status, 200, r.statusLine);
+    const ev = await sim.waitEvent((e) => e.event === 'request' && (e.query || '').includes('trailers=1'), WAIT_TIMEOUT_MS, since);
+    assert.deepEqual(evHeaders(ev, 'x-trailer'), []);
+    assert.deepEqual(evHeaders(ev, 'x-forwarded-for'), ['127.0.0.1']);
+    assert.deepEqual(evHeaders(ev, 'content-type'), ['application/json']);
+    assert.equal(ev.body, body.toString());
+});
+
 itest('Expect: 100-continue with a 2 MiB body gets 100 Continue before the body is sent', async () => {
     const prompt = 'word '.repeat(2 * 1024 * 1024 / 5);
     const body = Buffer.from(json({ model: MODEL, prompt, stream: false }));
@@ -114,6 +131,10 @@ itest('limits: 413 over --max-body, 431 over --max-header-bytes, 408 on a slow h
     r = await rawRequest(lim.port, buildRequest('GET', '/api/tags?lim=431', [...h, ['X-Big', 'a'.repeat(8192)]]));
     assert.equal(r.status, 431);
     assert.equal(typeof JSON.parse(r.body).error, 'string');
+    // trailer fields are dropped, but their bytes still count against the head's limit
+    const tr = Buffer.from(`2\r\n{}\r\n0\r\nX-Big-Trailer: ${'t'.repeat(8192)}\r\n\r\n`);
+    r = await rawRequest(lim.port, buildRequest('POST', '/api/chat?lim=431t', [...h, ['Transfer-Encoding', 'chunked']], tr));
+    assert.equal(r.status, 431);
 
     // slowloris: the head never completes → 408 and close after --header-timeout
     const c = await RawClient.connect(lim.port);
