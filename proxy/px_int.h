@@ -261,6 +261,7 @@ void px_head_header(px_head *h, const char *name, const char *value);
 void px_head_line(px_head *h, const px_hdrs *hd, int i);
 void px_head_end(px_head *h);
 const char *px_reason(int status);
+void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
 
 /* Append n bytes to the head.  Why a flat buffer: one evbuffer_add per head instead of one per
  * piece (each add costs a call, a chain check and often a chain).  Inline: a head is a dozen
@@ -274,7 +275,6 @@ static inline void px_head_add(px_head *h, const void *p, size_t n)
     memcpy(h->buf + h->len, p, n);
     h->len += n;
 }
-void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
 
 /* px_log.c */
 void px_now_scope(int enter);
