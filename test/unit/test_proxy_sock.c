@@ -252,6 +252,56 @@ static void one_event_one_instant(void **st)
     assert_true(c > b);                         /* outside callbacks: the clock itself */
 }
 
+typedef struct seen {
+    double first, again;        /* px_now at the callback's start, and after the clock moved */
+    int calls;                  /* read callbacks run */
+} seen;
+
+static void stamp_readcb(px_sock *sk, void *arg)
+{
+    seen *t = arg;
+    t->first = px_now();
+    clock_moves_past(t->first);
+    t->again = px_now();
+    t->calls++;
+    evbuffer_drain(sk->in, evbuffer_get_length(sk->in));
+}
+
+/* Run the loop until the read callback has run `calls` times (bounded in turns). */
+static void loop_until_calls(pair *p, seen *t, int calls)
+{
+    int turns = 0;
+    while (t->calls < calls && turns++ < LOOP_TURNS_MAX)
+        event_base_loop(p->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    assert_int_equal(t->calls, calls);
+}
+
+/* The same through a real socket callback: sock_cb opens and closes the scope, so the time is
+ * one inside a callback, the clock's own after it, and a fresh reading in the next one. */
+static void socket_callback_is_one_instant(void **st)
+{
+    seen t = {0, 0, 0};
+    double after, first_before;
+    pair p;
+
+    (void)st;
+    pair_open(&p, 0);
+    px_sock_setcb(p.sk, stamp_readcb, NULL, NULL, &t);
+    px_sock_read(p.sk, 1);
+    assert_int_equal(write(p.peer, "a", 1), 1);
+    loop_until_calls(&p, &t, 1);
+    assert_true(t.again == t.first);
+    after = px_now();
+    assert_true(after > t.first);               /* the scope was left: the clock itself */
+    first_before = t.again;
+    clock_moves_past(after);
+    assert_int_equal(write(p.peer, "b", 1), 1);
+    loop_until_calls(&p, &t, 2);
+    assert_true(t.first > first_before);        /* nothing kept from the last callback */
+    assert_true(t.again == t.first);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +311,7 @@ int main(void)
         cmocka_unit_test(waiting_output_goes_first),
         cmocka_unit_test(kept_buffer_may_be_freed_while_referenced),
         cmocka_unit_test(one_event_one_instant),
+        cmocka_unit_test(socket_callback_is_one_instant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
