@@ -412,8 +412,7 @@ static int drop_request_header(const px_hdrs *h, int i, const char *conn_hdr)
 {
     int id = h->id[i];
     return id == PX_H_HOST || id == PX_H_CONTENT_LENGTH || id == PX_H_EXPECT ||
-           px_hop_by_hop(id) ||
-           (conn_hdr && px_header_listed(conn_hdr, h->buf + h->name[i]));
+           px_hdrs_hop(h, i, conn_hdr);
 }
 
 /* Build the upstream request (Host rewritten, hop-by-hop dropped, X-Forwarded-For appended,

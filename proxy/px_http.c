@@ -212,6 +212,13 @@ int px_hop_by_hop(int id)
     return id >= PX_H_CONNECTION && id <= PX_H_TRANSFER_ENCODING;
 }
 
+/* 1 when header line i of h describes only this hop: a hop-by-hop name, or one the message's
+ * Connection header (its value conn_hdr, NULL when absent) lists.  Neither side forwards it. */
+int px_hdrs_hop(const px_hdrs *h, int i, const char *conn_hdr)
+{
+    return px_hop_by_hop(h->id[i]) || (conn_hdr && px_header_listed(conn_hdr, h->buf + h->name[i]));
+}
+
 /* Decimal digits of v into out (no NUL); returns their count (at most PX_UINT_DIGITS). */
 size_t px_utoa(char *out, unsigned long long v)
 {

@@ -253,6 +253,7 @@ const char *px_hdrs_find(const px_hdrs *h, int id);
 int px_hdr_id(const char *name, size_t len);
 int px_header_listed(const char *list, const char *name);
 int px_hop_by_hop(int id);
+int px_hdrs_hop(const px_hdrs *h, int i, const char *conn_hdr);
 size_t px_utoa(char *out, unsigned long long v);
 int px_bad_line_ends(const char *p, size_t n, int *last_byte);
 void px_head_begin(px_head *h, struct evbuffer *out);

@@ -164,10 +164,8 @@ static void send_head(px_up *u)
             px_head_line(&h, &u->hdrs, i);      /* framing passes through as is */
             continue;
         }
-        if (px_hop_by_hop(id) ||
-            (conn_hdr && px_header_listed(conn_hdr, u->hdrs.buf + u->hdrs.name[i])))
-            continue;
-        px_head_line(&h, &u->hdrs, i);
+        if (!px_hdrs_hop(&u->hdrs, i, conn_hdr))
+            px_head_line(&h, &u->hdrs, i);
     }
     px_head_add(&h, r->extra, strlen(r->extra));
     if (r->close_after)
