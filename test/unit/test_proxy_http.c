@@ -30,10 +30,19 @@ static char *contents(struct evbuffer *b)
     return s;
 }
 
+/* The evbuffer holds exactly want (a string without NUL bytes). */
+static void assert_contents(struct evbuffer *b, const char *want)
+{
+    char *got = contents(b);
+    assert_int_equal(strlen(got), strlen(want));
+    assert_string_equal(got, want);
+    free(got);
+}
+
 static void head_is_one_piece_and_spills_in_order(void **st)
 {
     struct evbuffer *out = evbuffer_new();
-    char big[PX_HEAD_INLINE + 100], *want, *got;
+    char big[PX_HEAD_INLINE + 100], *want;
     px_head h;
     size_t k = 0;
     int i;
@@ -44,9 +53,7 @@ static void head_is_one_piece_and_spills_in_order(void **st)
     px_head_header(&h, "Host", "a");
     assert_int_equal(evbuffer_get_length(out), 0);      /* nothing added before the end */
     px_head_end(&h);
-    got = contents(out);
-    assert_string_equal(got, "GET / HTTP/1.1\r\nHost: a\r\n");
-    free(got);
+    assert_contents(out, "GET / HTTP/1.1\r\nHost: a\r\n");
     assert_int_equal(evbuffer_get_length(out), 25);
 
     /* longer than the buffer: pieces of every size, one larger than the buffer itself */
@@ -66,10 +73,8 @@ static void head_is_one_piece_and_spills_in_order(void **st)
     k += 10;
     want[k] = '\0';
     px_head_end(&h);
-    got = contents(out);
-    assert_int_equal(strlen(got), k);
-    assert_string_equal(got, want);
-    free(got);
+    assert_int_equal(strlen(want), k);
+    assert_contents(out, want);
     free(want);
     evbuffer_free(out);
 }
@@ -107,7 +112,7 @@ static void head_line_in_place_and_spilled(void **st)
 {
     struct evbuffer *out = evbuffer_new();
     size_t long_len = PX_HEAD_INLINE - 10, k = 0;
-    char *longv = malloc(long_len + 1), *want = malloc(2 * PX_HEAD_INLINE), *got;
+    char *longv = malloc(long_len + 1), *want = malloc(2 * PX_HEAD_INLINE);
     px_hdrs hd;
     px_head h;
 
@@ -130,10 +135,8 @@ static void head_line_in_place_and_spilled(void **st)
     k += (size_t)sprintf(want + k, "X-Long: %s\r\n", longv);
     k += (size_t)sprintf(want + k, "X-Empty: \r\n");
     k += (size_t)sprintf(want + k, "Content-Type: application/json\r\n");
-    got = contents(out);
-    assert_int_equal(strlen(got), k);
-    assert_string_equal(got, want);
-    free(got);
+    assert_int_equal(strlen(want), k);
+    assert_contents(out, want);
     free(want);
     free(longv);
     px_hdrs_free(&hd);
@@ -190,7 +193,7 @@ static void gathered_lines_match_random_input(void **st)
     (void)st;
     for (round = 0; round < LINES_ROUNDS; round++) {
         char name[LINES_MAX][LINE_PART_MAX + 1], value[LINES_MAX][LINE_PART_MAX + 1];
-        char want[LINES_MAX * (2 * LINE_PART_MAX + 4) + 1], *got;
+        char want[LINES_MAX * (2 * LINE_PART_MAX + 4) + 1];
         int nl = 1 + rand_r(&seed) % LINES_MAX, i, k;
         size_t w = 0;
         struct evbuffer *out = evbuffer_new();
@@ -230,9 +233,7 @@ static void gathered_lines_match_random_input(void **st)
             w += (size_t)sprintf(want + w, "%s: %s\r\n", name[i], value[i]);
         }
         px_head_end(&hd);
-        got = contents(out);
-        assert_string_equal(got, want);
-        free(got);
+        assert_contents(out, want);
         evbuffer_free(out);
         px_hdrs_free(&h);
     }
