@@ -14,7 +14,7 @@
  *   lbload pair --ports P1,P2,... --body FILE [--requests R]
  *       R times: one request to each port in turn (one keep-alive connection per port), so slow
  *       drift of the machine's load hits every port alike.  Prints per port the median latency
- *       and the median of the paired differences against the first port.
+ *       and TTFB, and the medians of their paired differences against the first port.
  *   lbload soak --port P --body SMALL --stream FILE --cancel FILE [--conns C] [--requests N]
  *       N requests over C connections, mixed 6:3:1 — SMALL answered whole, FILE streamed to the
  *       end, the --cancel body's stream abandoned (connection closed) after its first byte.
@@ -444,9 +444,10 @@ static int pair(const int *ports, int np, int nreq, const char *body)
     lb_conn cs[LB_PORTS_MAX];
     const char *reqs[LB_PORTS_MAX];
     size_t lens[LB_PORTS_MAX];
-    double *l[LB_PORTS_MAX], *d = malloc(sizeof *d * (size_t)nreq);
+    double *l[LB_PORTS_MAX], *f[LB_PORTS_MAX];    /* latency, TTFB: [port][request] ms */
+    double *d = malloc(sizeof *d * (size_t)nreq), *e = malloc(sizeof *e * (size_t)nreq);
 
-    if (!d)
+    if (!d || !e)
         return 2;
     for (int k = 0; k < np; k++) {
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)ports[k]) };
@@ -462,7 +463,9 @@ static int pair(const int *ports, int np, int nreq, const char *body)
             perror("lbload: connect");
             return 2;
         }
-        if (!(l[k] = malloc(sizeof *l[k] * (size_t)nreq)))
+        l[k] = malloc(sizeof *l[k] * (size_t)nreq);
+        f[k] = malloc(sizeof *f[k] * (size_t)nreq);
+        if (!l[k] || !f[k])
             return 2;
     }
     for (int r = 0; r < nreq; r++) {
@@ -482,20 +485,30 @@ static int pair(const int *ports, int np, int nreq, const char *body)
                 return 1;
             }
             l[k][r] = (now_s() - cs[k].t_send) * 1e3;
+            f[k][r] = (cs[k].t_first - cs[k].t_send) * 1e3;
         }
     }
     for (int k = 0; k < np; k++) {
-        for (int r = 0; r < nreq; r++)
+        for (int r = 0; r < nreq; r++) {
             d[r] = l[k][r] - l[0][r];
-        printf("port %d lat_p50_ms %.3f added_p50_ms %.3f\n", ports[k], pct(l[k], nreq, 0.5),
-               pct(d, nreq, 0.5));
+            e[r] = f[k][r] - f[0][r];
+        }
+        printf("port %d added_p50_ms %.3f ttfb_added_p50_ms %.3f\n", ports[k],
+               pct(d, nreq, 0.5), pct(e, nreq, 0.5));
     }
+    /* why a second pass: pct sorts its samples, and port 0's must stay in request order until
+     * every port's paired differences are taken */
+    for (int k = 0; k < np; k++)
+        printf("port %d lat_p50_ms %.3f ttfb_p50_ms %.3f\n", ports[k], pct(l[k], nreq, 0.5),
+               pct(f[k], nreq, 0.5));
     for (int k = 0; k < np; k++) {
         free(l[k]);
+        free(f[k]);
         free((char *)reqs[k]);
         close(cs[k].fd);
     }
     free(d);
+    free(e);
     lb_req = NULL;
     return 0;
 }
