@@ -436,9 +436,16 @@ static void hpa_input(ss_world *w, double now, double since, ss_hpa_input *in)
  * modelled: a loaded model's memory does not follow load), the complexity Pods metric
  * averageValue 50, scale-up window 60 s with max(100 %, 2 pods) per 60 s, scale-down window
  * 300 s with 1 pod per 60 s. */
+/* The fewest pods a scaling strategy keeps: the policy's minReplicas, at least 1 (as the
+ * controller's engine and a Kubernetes HPA without scale-to-zero both do). */
+static int min_pods(const sc_policy *p)
+{
+    return p->min_replicas < 1 ? 1 : p->min_replicas;
+}
+
 static void hpa_shipped(ss_hpa *h, const ss_config *c, const sc_policy *p)
 {
-    ss_hpa_default(h, p->min_replicas, p->max_replicas, c->cpu_target);
+    ss_hpa_default(h, min_pods(p), p->max_replicas, c->cpu_target);
     h->cx_target = SS_CX_TARGET;
     h->up = (ss_rules){ .window = 60, .pct = 100, .pct_period = 60, .pods = 2,
                         .pods_period = 60, .select_max = 1 };
@@ -532,8 +539,8 @@ int ss_run(const ss_config *c, const sc_policy *p, const ss_trace *trc, ss_kind 
     if (kind == SS_LITEBRAIN)
         hpa_shipped(hpa, c, p);
     else
-        ss_hpa_default(hpa, p->min_replicas, p->max_replicas, c->cpu_target);
-    init = kind == SS_FIXED ? fixed_n : p->min_replicas;
+        ss_hpa_default(hpa, min_pods(p), p->max_replicas, c->cpu_target);
+    init = kind == SS_FIXED ? fixed_n : min_pods(p);
     for (int i = 0; i < init; i++)
         if (pod_add(w, 0, 0) < 0)
             goto out;
@@ -623,16 +630,27 @@ static void usage(FILE *f)
         "  --svg FILE           chart (default bench/out/scalesim.svg)\n");
 }
 
-/* Parse a positive number flag; exits 2 on a bad value. */
-static double num_arg(const char *name, const char *v, double lo)
+/* Parse a number flag in [lo, hi]; prints one line and exits 2 on a bad value. */
+static double num_arg(const char *name, const char *v, double lo, double hi)
 {
     char *e;
     double x = strtod(v, &e);
-    if (e == v || *e || !isfinite(x) || x < lo) {
-        fprintf(stderr, "scalesim: --%s: bad value '%s'\n", name, v);
+    if (e == v || *e || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "scalesim: --%s: bad value '%s' (want %g to %g)\n", name, v, lo, hi);
         exit(2);
     }
     return x;
+}
+
+/* Parse a whole-number flag in [lo, hi]; prints one line and exits 2 on a bad value. */
+static int int_arg(const char *name, const char *v, int lo, int hi)
+{
+    double x = num_arg(name, v, lo, hi);
+    if (x != (double)(int)x) {
+        fprintf(stderr, "scalesim: --%s: bad value '%s' (want a whole number)\n", name, v);
+        exit(2);
+    }
+    return (int)x;
 }
 
 int main(int argc, char **argv)
@@ -656,29 +674,32 @@ int main(int argc, char **argv)
     char err[256];
     int o, k, fixed_ok = -1;
 
+    opterr = 0;                         /* why: one line of our own per bad flag */
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 't': c.trace_path = optarg; break;
         case 'p': c.policy_path = optarg; break;
-        case 's': c.slo = num_arg("slo", optarg, 0); break;
-        case 'm': c.minutes = num_arg("minutes", optarg, 0); break;
+        case 's': c.slo = num_arg("slo", optarg, 0, HUGE_VAL); break;
+        case 'm': c.minutes = num_arg("minutes", optarg, 0, HUGE_VAL); break;
         case 'M': c.model = optarg; break;
-        case 'P': c.parallel = (int)num_arg("parallel", optarg, 1); break;
-        case 'f': c.prefill_tps = num_arg("prefill-tps", optarg, 1e-3); break;
-        case 'd': c.decode_tps = num_arg("decode-tps", optarg, 1e-3); break;
-        case 'c': c.cold_start = num_arg("cold-start", optarg, 0); break;
-        case 'F': c.fixed = (int)num_arg("fixed", optarg, 0); break;
-        case 'C': c.cpu_target = num_arg("cpu-target", optarg, 1) / 100.0; break;
-        case 'T': c.thrash_window = num_arg("thrash-window", optarg, 0); break;
-        case 'w': c.words_per_token = num_arg("words-per-token", optarg, 0); break;
-        case 'D': c.dt = num_arg("dt", optarg, 1e-4); break;
+        case 'P': c.parallel = int_arg("parallel", optarg, 1, SS_SLOTS_MAX); break;
+        case 'f': c.prefill_tps = num_arg("prefill-tps", optarg, 1e-3, HUGE_VAL); break;
+        case 'd': c.decode_tps = num_arg("decode-tps", optarg, 1e-3, HUGE_VAL); break;
+        case 'c': c.cold_start = num_arg("cold-start", optarg, 0, HUGE_VAL); break;
+        case 'F': c.fixed = int_arg("fixed", optarg, 0, SS_PODS_MAX); break;
+        case 'C': c.cpu_target = num_arg("cpu-target", optarg, 1, HUGE_VAL) / 100.0; break;
+        case 'T': c.thrash_window = num_arg("thrash-window", optarg, 0, HUGE_VAL); break;
+        case 'w': c.words_per_token = num_arg("words-per-token", optarg, 0, HUGE_VAL); break;
+        case 'D': c.dt = num_arg("dt", optarg, 1e-4, 1); break;
         case 'S': c.svg_path = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            fprintf(stderr, "scalesim: bad flag '%s' (see --help)\n", argv[optind - 1]);
+            return 2;
         }
     }
-    if (optind < argc || c.parallel > SS_SLOTS_MAX || c.dt > 1) {
-        usage(stderr);
+    if (optind < argc) {
+        fprintf(stderr, "scalesim: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
     sc_policy_default(&pol);

@@ -56,7 +56,9 @@ int ss_trace_load(ss_trace *tr, const char *path, double minutes)
         if (tr->n == 0)
             t0 = t;
         t -= t0;
-        if (t < 0 || ctx < 0 || gen < 0) {
+        /* why the previous row: every later stage (arrivals, minutes, the span) walks the rows
+         * in order, so one row earlier than the one before it would be admitted late */
+        if (t < (tr->n ? tr->r[tr->n - 1].t : 0) || ctx < 0 || gen < 0) {
             fprintf(stderr, "scalesim: %s:%d: rows must be in time order with counts >= 0\n",
                     path, lineno);
             goto err;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # scalesim.sh — the scaling simulator ($LB_BUILD/scalesim, bench/scalesim.c) on the first
 # minutes of the Azure code trace: every strategy reported with non-negative numbers, the SVG
-# written and well formed, a policy file's maxReplicas respected, bad input refused with exit 2.
+# written and well formed, a policy file's maxReplicas respected, a minReplicas of 0 run with one
+# pod, bad input (malformed or unordered trace, bad flags) refused with one line and exit 2.
 cd "$(dirname "$0")/../.." || exit 2
 : "${LB_BUILD:=build}"
 pass=0; fail=0
@@ -58,8 +59,30 @@ else
     printf 'TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n' >"$dir/bad.csv"
     "$SIM" --trace "$dir/bad.csv" --svg "$dir/d.svg" >/dev/null 2>&1; rc=$?
     if [ "$rc" = 2 ]; then ok "a malformed trace exits 2"; else bad "a malformed trace exits 2 (got $rc)"; fi
-    "$SIM" --slo nope >/dev/null 2>&1; rc=$?
-    if [ "$rc" = 2 ]; then ok "a bad flag value exits 2"; else bad "a bad flag value exits 2 (got $rc)"; fi
+    printf 'TIMESTAMP,ContextTokens,GeneratedTokens\n2024-01-01 00:00:00.0,100,10\n2024-01-01 00:01:40.0,100,10\n2024-01-01 00:00:10.0,100,10\n' >"$dir/ooo.csv"
+    "$SIM" --trace "$dir/ooo.csv" --svg "$dir/e.svg" >/dev/null 2>"$dir/err4"; rc=$?
+    if [ "$rc" = 2 ] && grep -q ':4: rows must be in time order' "$dir/err4"; then
+        ok "a row earlier than the one before it exits 2, naming the line"
+    else
+        bad "a row earlier than the one before it exits 2, naming the line (got $rc: $(cat "$dir/err4"))"
+    fi
+    # bad flags: exit 2 and exactly one line naming the flag (no usage dump)
+    for args in "--slo nope" "--parallel 1e10" "--parallel 2.5" "--parallel 65" "--fixed 1e10" "--dt 2" "--bogus" "stray"; do
+        # shellcheck disable=SC2086
+        "$SIM" $args >/dev/null 2>"$dir/err5"; rc=$?
+        if [ "$rc" = 2 ] && [ "$(wc -l <"$dir/err5")" = 1 ] && grep -qF -- "${args%% *}" "$dir/err5"; then
+            ok "bad flag '$args': exit 2, one line naming it"
+        else
+            bad "bad flag '$args': exit 2, one line naming it (got $rc: $(cat "$dir/err5"))"
+        fi
+    done
+    # minReplicas 0 is a valid policy (the engine keeps at least 1 pod): it must run
+    printf '{"minReplicas":0}\n' >"$dir/m0.json"
+    if "$SIM" --minutes 3 --policy "$dir/m0.json" --svg "$dir/f.svg" >"$dir/out6" 2>&1 && grep -q '^| litebrain |' "$dir/out6"; then
+        ok "a policy with minReplicas 0 runs (at least 1 pod)"
+    else
+        bad "a policy with minReplicas 0 runs (at least 1 pod): $(tail -3 "$dir/out6")"
+    fi
 fi
 echo "scalesim: $pass passed, $fail failed"
 [ "$fail" = 0 ]
