@@ -290,6 +290,8 @@ static void parse_body(k8s_client *c, k8s_resp *r)
     v = json_object_get(r->json, "message");
     if (json_is_string(v))
         snprintf(r->message, sizeof r->message, "%s", json_string_value(v));
+    k8s_utf8_trim(r->reason);           /* why: a webhook's message may be cut mid-character */
+    k8s_utf8_trim(r->message);
 }
 
 /* One API call (see k8s_internal.h). */
@@ -324,6 +326,7 @@ long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const ch
     if (r->code == 0 || r->code >= 400) {
         snprintf(text, sizeof text, "%s %s: %ld %s%s%s", verb, path, r->code,
                  r->reason, r->reason[0] ? ": " : "", r->message);
+        k8s_utf8_trim(text);
         if (r->code != normal)
             k8s_status_error(text);
         px_json_escape(text, esc, sizeof esc);

@@ -236,6 +236,12 @@ static void write_replicas(ctl *c, double now, char *action, size_t cap)
         snprintf(action, cap, "no write: cluster state unknown");
         return;
     }
+    /* why again: the caller decided before its GETs, which may have used up the renew
+     * deadline; past it another pod may take the Lease, and two writers must never overlap */
+    if (!k8s_lease_valid(&c->lease, px_now())) {
+        snprintf(action, cap, "no write: lease renewal older than the renew deadline");
+        return;
+    }
     if (want == c->cl.floor) {
         snprintf(action, cap, "unchanged");
         return;
@@ -249,10 +255,11 @@ static void write_replicas(ctl *c, double now, char *action, size_t cap)
              : "{\"spec\":{\"replicas\":%d}}", want);
     code = k8s_call(c->client, "PATCH", path, "application/merge-patch+json", body, &r);
     if (code == 200) {
+        int before = c->cl.floor;           /* why kept: read_replicas sets the new value */
         k8s_backoff_ok(&c->write_bo);
         read_replicas(c, r.json);
         snprintf(action, cap, "%s %d -> %d", c->cfg.hpa[0] ? "set hpa minReplicas"
-                 : "set scale replicas", c->cl.floor >= 0 ? c->cl.floor : want, want);
+                 : "set scale replicas", before, want);
         c->cl.floor = want;
     } else {
         k8s_backoff_fail(&c->write_bo, px_now(), r.retry_after, K8S_BACKOFF_BASE, K8S_BACKOFF_CAP);
@@ -372,7 +379,7 @@ static void evaluate(ctl *c, double now)
 {
     k8s_snapshot s;
     hint_acc *a = &c->acc;
-    char action[96], esc[2 * K8S_REASON_MAX];
+    char action[K8S_ACTION_MAX], esc[2 * K8S_REASON_MAX];
     int leader = c->mode == K8S_MODE_ON && k8s_lease_valid(&c->lease, now);
     double mean_w;
 
@@ -452,7 +459,7 @@ static void *ctl_main(void *arg)
         } else if (c->have_decision && use_lease && k8s_lease_valid(&c->lease, now)
                    && c->last.desired != c->cl.floor && c->cl.floor >= 0
                    && now >= c->write_bo.next) {
-            char action[96];
+            char action[K8S_ACTION_MAX];
             write_replicas(c, now, action, sizeof action);     /* a retry after backoff */
         }
         wake = fmin(next_eval, use_lease ? next_lease : next_eval) - px_now();

@@ -27,6 +27,7 @@
 #define K8S_RESIZE_BACKOFF_CAP 600.0    /* longest wait between resize attempts */
 #define K8S_DRAIN_PERIOD 0.05           /* the controller drains hints at least this often */
 #define K8S_DECISIONS_KEPT 16           /* decisions shown in /debug/scaling */
+#define K8S_ACTION_MAX 96               /* text of what a decision did (log and /debug/scaling) */
 #define K8S_WINDOW_SHOWN 64             /* recommendations shown in /debug/scaling */
 #define K8S_API_CODES_MAX 24            /* distinct (verb, code) pairs counted; rest "other" */
 #define K8S_LEASE_JITTER 1.2            /* candidates retry every retry period x [1, 1.2) */
@@ -130,6 +131,10 @@ void k8s_status_decision(const k8s_decision *d, const char *action, const k8s_en
 void k8s_status_resources(int64_t cpu_m, int64_t mem, const char *state);
 void k8s_status_api(const char *verb, long code);
 void k8s_status_error(const char *text);
+
+/* Cut s back to whole UTF-8 characters: a multi-byte sequence that a byte-counted copy left
+ * incomplete at the end is removed (jansson refuses such strings). */
+void k8s_utf8_trim(char *s);
 
 /* ---- hint queue, consumer side (k8s_hint.c) ---- */
 

@@ -166,6 +166,11 @@ void k8s_engine_eval(k8s_engine *e, const sc_policy *p, const k8s_snapshot *s, k
         e->t0 = now;
         e->floor = s->floor > 0 ? s->floor : s->current > 0 ? s->current : lo;
         e->prev_complexity = cx;
+    } else if (s->floor > 0 && s->floor != e->floor) {
+        /* why: the cluster's value is the one in force (another pod led until now, a person
+         * edited it, or our write failed); every step is taken from it, so a new leader moves
+         * the floor one replica from what the cluster has, never from a private value */
+        e->floor = s->floor;
     }
     old_floor = e->floor;
     cur = s->current > 0 ? s->current : e->floor;

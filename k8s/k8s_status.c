@@ -35,7 +35,7 @@ typedef struct k8s_status {
     int64_t mem;                /* resource target (bytes), -1 none */
     char resize_state[64];      /* last resize state ("applied", "Infeasible", ...) */
     k8s_decision recent[K8S_DECISIONS_KEPT]; /* ring of last decisions */
-    char action[K8S_DECISIONS_KEPT][64];     /* what was done with each */
+    char action[K8S_DECISIONS_KEPT][K8S_ACTION_MAX]; /* what was done with each */
     int rhead, rlen;            /* ring bookkeeping */
     win_entry win[K8S_WINDOW_SHOWN]; /* last recommendations inside the windows */
     int nwin;                   /* entries in win */
@@ -144,6 +144,23 @@ void k8s_status_api(const char *verb, long code)
     pthread_mutex_unlock(&g_mu);
 }
 
+void k8s_utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n, need;
+    unsigned char lead;
+
+    while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;                            /* back over continuation bytes to the lead byte */
+    if (i == 0)
+        return;                         /* nothing but continuation bytes */
+    lead = (unsigned char)s[i - 1];     /* the last character's first byte */
+    if (lead < 0xC0)
+        return;                         /* ASCII, or a stray continuation byte */
+    need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (i - 1) < need)
+        s[i - 1] = '\0';
+}
+
 void k8s_status_error(const char *text)
 {
     char ts[40];
@@ -151,6 +168,7 @@ void k8s_status_error(const char *text)
     k8s_microtime(ts, sizeof ts);
     pthread_mutex_lock(&g_mu);
     snprintf(g_st.last_error, sizeof g_st.last_error, "%s", text);
+    k8s_utf8_trim(g_st.last_error);
     snprintf(g_st.last_error_ts, sizeof g_st.last_error_ts, "%s", ts);
     pthread_mutex_unlock(&g_mu);
 }

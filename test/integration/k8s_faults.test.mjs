@@ -1,6 +1,7 @@
 // k8s_faults.test.mjs — the controller against a misbehaving API server: a rotated token
 // (401 → re-read → success), 403/500/409 logged, counted and retried with backoff, 429 with
-// Retry-After honoured, and an API server that hangs while the proxy keeps serving.
+// Retry-After honoured, an API server that hangs while the proxy keeps serving, and one so slow
+// that the leader's renew deadline passes between its decision and its write.
 // The writes are provoked without load: policy minReplicas 2 against an HPA at 1.
 
 import assert from 'node:assert/strict';
@@ -97,4 +98,32 @@ itest('API server hangs: proxy requests keep completing, endpoints answer, leade
         assert.match(dbg.last_api_error.error, / 0 /);                   // no response: code 0
         assert.equal(px.exit, null);
     } finally { await up.stop(); await api.close(); }
+});
+
+itest('slow GETs use up the renew deadline: the leader does not write after it', async () => {
+    const api = await startK8sApi();
+    try {
+        // lease 2 s, renew deadline 1.5 s, retry 0.25 s: each API call may take 0.75 s
+        const env = { LITEBRAIN_K8S_LEASE_SECONDS: '2', LITEBRAIN_K8S_RENEW_SECONDS: '1.5', LITEBRAIN_K8S_RETRY_SECONDS: '0.25' };
+        const res = { requests: { cpu: '2', memory: '8Gi' }, limits: { cpu: '2', memory: '8Gi' } };
+        api.addHpa();
+        api.addPod('pod-a', res);
+        const pol = policyFile({ minReplicas: 2, resources: { low: res.requests, medium: res.requests, high: res.requests } });
+        const px = await startK8sProxy(api, 'pod-a', { policy: pol, env });
+        await api.waitRequest((r) => HPA_PATCH(r) && r.code === 200, WAIT_TIMEOUT_MS, 0, 'the first write');
+        // right after an evaluation began (its GET of the HPA): renewals start failing, so the
+        // last good one is at most one retry period old; the next evaluation, 1 s later, still
+        // leads, then spends 2 x 0.7 s on its GETs: 2.2 s or more after that renewal
+        const g = await api.waitRequest((r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), WAIT_TIMEOUT_MS, api.mark(), 'an evaluation');
+        const since = api.requests.indexOf(g) + 1;
+        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        api.inject({ match: (r) => r.method === 'GET' && !r.path.includes('/leases/'), delayMs: 700, times: Infinity });
+        const h = api.hpas.get('ollama-hpa');
+        h.spec.minReplicas = 1;                         // someone lowers it: the leader wants 2 again
+        h.metadata.resourceVersion = String(++api.rv);
+        const d = await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === true && o.action.startsWith('no write: lease renewal'), 15000 * SLOW);
+        assert.equal(d.desired, 2);
+        await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === false, 15000 * SLOW);
+        assert.deepEqual(api.requests.slice(since).filter(HPA_PATCH), []);
+    } finally { await api.close(); }
 });

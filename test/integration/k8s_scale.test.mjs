@@ -1,7 +1,8 @@
 // k8s_scale.test.mjs — what the controller writes, against the fake API server with a fast
 // policy (evaluation 1 s, up window 2 s, down window 3 s): the HPA floor rises by the policy's
 // factor under high-complexity load and falls one replica at a time after it; maxReplicas is
-// never written; without an HPA the scale subresource is patched; dry-run writes nothing;
+// never written; a new leader steps from the cluster's floor; without an HPA the scale
+// subresource is patched; dry-run writes nothing;
 // the pod resize patch is exactly right; Infeasible causes no retry storm.
 
 import assert from 'node:assert/strict';
@@ -37,6 +38,10 @@ itest('high-complexity load raises the HPA floor by the factor; it falls one ste
         assert.equal(vals[0], 2);
         // down: one replica at a time
         for (let i = peak + 1; i < vals.length; i++) assert.equal(vals[i], vals[i - 1] - 1, `down ${vals}`);
+        // each write's decision names the value it replaced and the new one
+        await px.waitLog((o) => o.msg === 'scaling decision' && o.action === 'set hpa minReplicas 2 -> 1');
+        const sets = logsOf(px, 'scaling decision').map((d) => d.action).filter((a) => a.startsWith('set '));
+        assert.deepEqual(sets, vals.map((v, i) => `set hpa minReplicas ${i ? vals[i - 1] : 1} -> ${v}`));
         for (const r of api.writes().filter((x) => !x.path.includes('/leases'))) {
             assert.equal(r.path, HPA_PATH);
             assert.equal(r.contentType, 'application/merge-patch+json');
@@ -52,6 +57,28 @@ itest('high-complexity load raises the HPA floor by the factor; it falls one ste
         assert.equal(dbg.desired_replicas, 1);
         assert.ok(dbg.decisions.length > 0 && dbg.decisions[0].reason);
         assert.ok(Array.isArray(dbg.window.recommendations));
+    } finally { await up.stop(); await api.close(); }
+});
+
+itest('a new leader steps the floor down one replica from what the cluster has, not from its own idle value', async () => {
+    const api = await startK8sApi();
+    const up = await startUpstream(20);
+    try {
+        api.addHpa('ollama-hpa', 1, 10, 1);
+        const A = await startK8sProxy(api, 'pod-a', { upstream: up.url });
+        await A.waitLog((o) => o.msg === 'leader elected');
+        const B = await startK8sProxy(api, 'pod-b', { upstream: up.url });   // idle all along
+        const load = loadLoop(A.port, { concurrency: 4 });
+        await api.waitRequest((r) => r.method === 'PATCH' && r.code === 200 && r.body.spec.minReplicas >= 4, LONG, 0, 'A raises the floor to 4');
+        await load.stop();
+        const top = api.hpas.get('ollama-hpa').spec.minReplicas;
+        // B's pod was idle all along: its engine alone would have stepped towards minReplicas
+        await B.waitLog((o) => o.msg === 'scaling decision' && o.action === 'not leader');
+        const since = api.mark();
+        await A.stop('SIGKILL');
+        const first = await api.waitRequest((r) => r.method === 'PATCH' && r.path === HPA_PATH, LONG, since, "B's first write");
+        assert.equal(api.holder(), 'pod-b');
+        assert.equal(first.body.spec.minReplicas, top - 1, `B wrote ${first.body.spec.minReplicas} over ${top}`);
     } finally { await up.stop(); await api.close(); }
 });
 

@@ -143,7 +143,8 @@ export class FakeK8sApi {
     }
 
     /* Queue a fault: match(req) picks requests ({method, path}); status + optional reason and
-     * retryAfter, or hang: true (never answered until close()); times (default 1, Infinity ok). */
+     * retryAfter, or hang: true (never answered until close()), or delayMs: the normal answer,
+     * that much later (a slow API server); times (default 1, Infinity ok). */
     inject(f) { this.faults.push({ times: 1, ...f }); }
     clearFaults() { this.faults = []; }
 
@@ -191,6 +192,13 @@ export class FakeK8sApi {
                     rec.code = -1;
                     this.hung.add(res);
                     for (const l of [...this.listeners]) l();
+                    return undefined;
+                }
+                if (f.delayMs !== undefined) {
+                    setTimeout(() => {
+                        const r = this.route(req.method, url.pathname, body, rec.contentType);
+                        send(r[0], r[1]);
+                    }, f.delayMs);
                     return undefined;
                 }
                 const h = f.retryAfter !== undefined ? { 'Retry-After': String(f.retryAfter) } : {};

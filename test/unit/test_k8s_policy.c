@@ -4,9 +4,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 #include "k8s/k8s.h"
+#include "k8s/k8s_internal.h"
 
 /* A fake cluster that follows the floor we recommend (like an HPA whose metric is low). */
 typedef struct sim {
@@ -43,6 +45,51 @@ static int sim_step(sim *m, double t, double cx)
     if (m->d.desired != before)
         m->changes++;
     return m->d.desired;
+}
+
+/* A follower's engine whose own floor drifted to minReplicas while the leader held the cluster
+ * at 4: the cluster's value is the base of every step, so when this pod leads it moves 4 -> 3,
+ * never 4 -> 1; and a value someone else set is not undone in one jump either. */
+static void steps_from_the_cluster_floor(void **st)
+{
+    sim m;
+    double t, iv;
+
+    (void)st;
+    sim_init(&m, 1);
+    iv = m.p.eval_interval_s;
+    for (t = 0; t < 2 * m.p.down_window_s; t += iv)
+        assert_int_equal(sim_step(&m, t, 0), 1);        /* idle: private floor at 1 */
+    m.s.floor = m.s.current = 4;                        /* another pod's doing */
+    sim_step(&m, t, 0);
+    assert_int_equal(m.d.desired, 3);                   /* one replica below what is in force */
+    assert_int_equal(m.d.direction, K8S_DIR_DOWN);
+    t += iv;
+    m.s.floor = m.s.current = 6;                        /* edited by hand, while idle */
+    sim_step(&m, t, 0);
+    assert_int_equal(m.d.desired, 5);
+    for (t += iv; m.s.floor > 1; t += iv) {             /* and from there one step at a time */
+        int before = m.s.floor;
+        assert_true(sim_step(&m, t, 0) >= before - 1);
+    }
+}
+
+/* k8s_utf8_trim: a character cut by a byte-counted copy is dropped; whole ones stay. */
+static void utf8_trim(void **st)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        {"abc", "abc"}, {"", ""}, {"d\xc3\xa9", "d\xc3\xa9"}, {"d\xc3", "d"},
+        {"x\xe2\x82\xac", "x\xe2\x82\xac"}, {"x\xe2\x82", "x"}, {"x\xe2", "x"},
+        {"y\xf0\x9f\x98\x80", "y\xf0\x9f\x98\x80"}, {"y\xf0\x9f\x98", "y"}, {"\xc3", ""},
+    };
+    char buf[16];
+
+    (void)st;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(buf, sizeof buf, "%s", cases[i].in);
+        k8s_utf8_trim(buf);
+        assert_string_equal(buf, cases[i].out);
+    }
 }
 
 static void spike_scales_up_only_after_up_window(void **st)
@@ -282,6 +329,8 @@ int main(void)
         cmocka_unit_test(resources_follow_level_and_weight),
         cmocka_unit_test(quantities),
         cmocka_unit_test(modes),
+        cmocka_unit_test(steps_from_the_cluster_floor),
+        cmocka_unit_test(utf8_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
