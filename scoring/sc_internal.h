@@ -13,6 +13,8 @@
 #define SC_KW_TOTAL (3 + SC_KEYWORDS_MAX) /* built-in keywords + the policy's */
 #define SC_TOKEN_MAX 40             /* letters of a token kept for keyword matching */
 #define SC_NUM_COPY_MAX 64          /* number literals up to this length are converted exactly */
+#define SC_NUM_DIGITS 20            /* significant digits kept of a longer literal */
+#define SC_EXP_SATURATE 100000L     /* exponent digits stop counting here (the value is 0 or inf) */
 #define SC_ROLE_MAX 16              /* bytes of a message "role" kept */
 #define SC_SWAR_FIRSTS_MAX 8        /* distinct keyword first letters the 8-byte path tests */
 

@@ -8,6 +8,7 @@
  * Why not jansson here: see scoring/README.md ("Why a scanner of our own"). */
 #include "scoring/sc_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,8 +161,9 @@ static int copy_string(sc_scan *s, char *buf, size_t cap)
         if (c == '"') break;
         if (c < 0x20) goto out;
         if ((v = escape(s)) < 0) goto out;      /* c is the backslash */
-        if (n + 1 < cap) buf[n++] = v < 0x80 ? (char)v : '?';  /* non-ASCII escapes never
-                                                                   matter for our keys */
+        /* non-ASCII escapes never matter for our keys; a NUL would end the copy early and make
+         * "model\u0000x" read as "model" */
+        if (n + 1 < cap) buf[n++] = v > 0 && v < 0x80 ? (char)v : '?';
     }
     rc = 0;
 out:
@@ -209,6 +211,24 @@ static void tok_feed(const sc_kwset *kw, sc_tok *t, sc_sink *k, int cl, uint8_t 
         if (t->state) tok_end(kw, t, k);
         break;
     }
+}
+
+/* Bytes (2 or 3) of the Unicode space character whose UTF-8 starts at q, or 0: the raw forms
+ * of the code points escaped_class calls spaces (U+00A0, U+1680, U+2000..U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000), so a space counts the same written either way. */
+static size_t utf8_space(const uint8_t *q, const uint8_t *end)
+{
+    uint32_t v;
+
+    if (q[0] == 0xc2)
+        return end - q >= 2 && q[1] == 0xa0 ? 2 : 0;
+    if (end - q < 3)
+        return 0;
+    v = (uint32_t)q[0] << 16 | (uint32_t)q[1] << 8 | q[2];
+    if (v == 0xe19a80 || (v >= 0xe28080 && v <= 0xe2808a) || v == 0xe280a8 || v == 0xe280a9 ||
+        v == 0xe280af || v == 0xe2819f || v == 0xe38080)
+        return 3;
+    return 0;
 }
 
 /* Class of a code unit from a \u escape. */
@@ -313,6 +333,13 @@ static int scan_text(sc_scan *s, sc_sink *k)
             }
             continue;
         }
+        if (c == 0xc2 || (c >= 0xe1 && c <= 0xe3)) {   /* lead bytes of the Unicode spaces */
+            size_t n = utf8_space(p - 1, end);
+            if (n) {
+                p += n - 1;
+                cl = C_SPACE;
+            }
+        }
         if (cl == C_SPACE) {
             if (t.state) tok_end(kw, &t, k);
             t.in_word = 0;
@@ -335,7 +362,54 @@ static int scan_text(sc_scan *s, sc_sink *k)
     return 0;
 }
 
-/* Scan a number; its value (saturating, fraction and exponent honoured when short) in *v. */
+/* The value of a valid JSON number literal [p, end) too long to copy: rebuilt as
+ * "0.<first significant digits>e<exponent>" (what the digits past SC_NUM_DIGITS change is
+ * below a double's precision), so 0.000...01 is tiny and 300.000...0 is 300. */
+static double long_number(const uint8_t *p, const uint8_t *end)
+{
+    char buf[SC_NUM_COPY_MAX];
+    size_t n = 0;
+    int nd = 0, seen = 0;               /* significant digits kept; a non-zero digit was seen */
+    long exp10 = 0, e = 0;
+
+    if (*p == '-')
+        buf[n++] = *p++;
+    buf[n++] = '0';
+    buf[n++] = '.';
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {       /* integer part */
+        if (!seen && *p == '0')
+            continue;
+        seen = 1;
+        exp10++;
+        if (nd < SC_NUM_DIGITS)
+            buf[n++] = (char)*p, nd++;
+    }
+    if (p < end && *p == '.')
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++) { /* fraction */
+            if (!seen && *p == '0') {
+                exp10--;
+                continue;
+            }
+            seen = 1;
+            if (nd < SC_NUM_DIGITS)
+                buf[n++] = (char)*p, nd++;
+        }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        int neg = *++p == '-';
+        if (*p == '+' || *p == '-')
+            p++;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (e < SC_EXP_SATURATE)
+                e = e * 10 + (*p - '0');
+        exp10 += neg ? -e : e;
+    }
+    if (!nd)
+        return 0;
+    snprintf(buf + n, sizeof buf - n, "e%ld", exp10);
+    return strtod(buf, NULL);
+}
+
+/* Scan a number; its value (fraction and exponent honoured, however long) in *v. */
 static int scan_number(sc_scan *s, double *v)
 {
     const uint8_t *st = s->p, *p = s->p, *end = s->end;
@@ -362,8 +436,8 @@ static int scan_number(sc_scan *s, double *v)
             memcpy(buf, st, n);
             buf[n] = '\0';
             *v = strtod(buf, NULL);
-        } else {        /* absurdly long literal: sign decides, magnitude saturates */
-            *v = *st == '-' ? -1e300 : 1e300;
+        } else {
+            *v = long_number(st, p);
         }
     }
     return 0;

@@ -252,6 +252,15 @@ static void word_counting_rules(void **state)
         { "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c", 4 }, /* one word per ideograph */
         { "\\u4f60\\u597d ok", 3 },
         { "caf\xc3\xa9 cr\xc3\xa8me", 2 },
+        /* raw Unicode spaces separate words as their escapes do: NBSP, U+1680, U+2000,
+         * U+200A, U+2028, U+2029, U+202F, U+205F, U+3000 */
+        { "please\xc2\xa0refactor\xc2\xa0this", 3 },
+        { "a\xe1\x9a\x80" "b\xe2\x80\x80" "c\xe2\x80\x8a" "d\xe2\x80\xa8" "e\xe2\x80\xa9" "f", 6 },
+        { "a\xe2\x80\xaf" "b\xe2\x81\x9f" "c", 3 },
+        { "x\xe3\x80\x80\xe3\x80\x80\xe3\x80\x80y", 2 },      /* U+3000 is no ideograph */
+        { "design\xe3\x80\x80", 1 },
+        { "a\xe2\x80\x8b" "b", 1 },                 /* U+200B (zero width) is no space */
+        { "\xc2\xa9 \xc2", 2 },                      /* a lone lead byte at the end */
     };
     char b[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -314,6 +323,44 @@ static void keys_and_model_are_decoded(void **state)
     r = score_of(*state, SC_EP_GENERATE, body);  /* an escape past the end is dropped too */
     assert_string_equal(r.model, want);
     assert_int_equal(r.f.words, 1);
+
+    /* a NUL in a key does not end it: "model\u0000x" is not "model" */
+    r = score_of(*state, SC_EP_GENERATE, "{\"model\\u0000x\":\"deepseek-r1\",\"prompt\":\"hi\"}");
+    assert_true(r.f.json_ok);
+    assert_string_equal(r.model, "");
+}
+
+/* A raw space character and its escape give the same words, hits and score. */
+static void raw_and_escaped_spaces_agree(void **state)
+{
+    sc_result a = score_of(*state, SC_EP_GENERATE, "{\"prompt\":\"please\\u00a0refactor\\u3000this\"}");
+    sc_result b = score_of(*state, SC_EP_GENERATE, "{\"prompt\":\"please\xc2\xa0refactor\xe3\x80\x80this\"}");
+    assert_int_equal(a.f.words, 3);
+    assert_int_equal(b.f.words, a.f.words);
+    assert_int_equal(b.f.keyword_hits, 1);
+    assert_int_equal(b.f.keyword_hits, a.f.keyword_hits);
+    assert_int_equal(b.score, a.score);
+}
+
+/* Number literals too long to copy keep their value: tiny stays tiny, 300.000... stays 300. */
+static void long_number_literals(void **state)
+{
+    static const struct { const char *lit; uint32_t want; } cases[] = {
+        { "0.00000000000000000000000000000000000000000000000000000000000000000001", 0 },
+        { "300.000000000000000000000000000000000000000000000000000000000000000000", 300 },
+        { "1.00000000000000000000000000000000000000000000000000000000000000000e3", 1000 },
+        { "100000000000000000000000000000000000000000000000000000000000000000000", UINT32_MAX },
+        { "-5000000000000000000000000000000000000000000000000000000000000000000000", 0 },
+        { "0.000000000000000000000000000000000000000000000000000000000000000000002e70", 20 },
+        { "4096", 4096 },
+    };
+    char b[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(b, sizeof b, "{\"prompt\":\"hi\",\"num_predict\":%s}", cases[i].lit);
+        sc_result r = score_of(*state, SC_EP_GENERATE, b);
+        assert_true(r.f.json_ok);
+        if (r.f.num_predict != cases[i].want) fail_msg("case %zu: %u", i, r.f.num_predict);
+    }
 }
 
 static void invalid_bodies_score_zero(void **state)
@@ -568,6 +615,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(features_of_openai_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(word_counting_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(keyword_inflections, setup, teardown),
+        cmocka_unit_test_setup_teardown(raw_and_escaped_spaces_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(long_number_literals, setup, teardown),
         cmocka_unit_test_setup_teardown(keys_and_model_are_decoded, setup, teardown),
         cmocka_unit_test_setup_teardown(invalid_bodies_score_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(deep_nesting_is_bounded, setup, teardown),
