@@ -10,6 +10,7 @@
 #include "k8s/k8s.h"
 
 #define K8S_CEIL_EPS 1e-9       /* why: 5 * 1.2 is 6.000000000000001 in binary; ceil must say 6 */
+#define K8S_CEIL_REL 1e-12      /* the same, relative, for large quantities (1.1G * 1e9) */
 #define K8S_RISE_EPS 0.5        /* complexity must rise by more than this to count as "rising" */
 
 /* Reset e to "no evaluation yet". */
@@ -253,52 +254,31 @@ void k8s_engine_eval(k8s_engine *e, const sc_policy *p, const k8s_snapshot *s, k
 
 /* ---- Kubernetes quantities ---- */
 
-/* Split "<number><suffix>" into a non-negative value and the suffix; -1 on bad input. */
-static int qty_split(const char *s, double *num, const char **suffix)
+/* v rounded up, where v within binary rounding of a whole number counts as it. */
+static int64_t ceil_whole(double v)
 {
-    char *end;
-
-    if (!s || !*s || *s == '-' || isspace((unsigned char)*s))
-        return -1;
-    *num = strtod(s, &end);
-    if (end == s || !isfinite(*num) || *num < 0)
-        return -1;
-    *suffix = end;
-    return 0;
+    double r = round(v);
+    return (int64_t)(fabs(v - r) <= fmax(K8S_CEIL_EPS, v * K8S_CEIL_REL) ? r : ceil(v));
 }
 
-/* CPU quantity -> millicores; -1 when unreadable. */
+/* CPU quantity -> millicores (rounded up); -1 when unreadable or out of range. */
 int64_t k8s_cpu_parse(const char *s)
 {
-    const char *suf;
-    double v;
+    double v = sc_quantity(s) * 1000.0;
 
-    if (qty_split(s, &v, &suf) < 0)
+    if (v < 0 || v >= SC_QTY_LIMIT)
         return -1;
-    if (strcmp(suf, "m") == 0)
-        return (int64_t)ceil(v);
-    if (*suf == '\0')
-        return (int64_t)ceil(v * 1000.0 - K8S_CEIL_EPS);
-    return -1;
+    return ceil_whole(v);
 }
 
-/* Memory quantity -> bytes (binary and decimal suffixes); -1 when unreadable. */
+/* Memory quantity -> bytes (rounded up); -1 when unreadable or out of range. */
 int64_t k8s_mem_parse(const char *s)
 {
-    static const struct { const char *suf; double mul; } tab[] = {
-        {"", 1}, {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0},
-        {"Ti", 1099511627776.0}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
-    };
-    const char *suf;
-    double v;
-    size_t i;
+    double v = sc_quantity(s);
 
-    if (qty_split(s, &v, &suf) < 0)
+    if (v < 0 || v >= SC_QTY_LIMIT)
         return -1;
-    for (i = 0; i < sizeof tab / sizeof tab[0]; i++)
-        if (strcmp(suf, tab[i].suf) == 0)
-            return (int64_t)ceil(v * tab[i].mul - K8S_CEIL_EPS);
-    return -1;
+    return ceil_whole(v);
 }
 
 /* Millicores -> "4" when whole cores, else "1500m". */

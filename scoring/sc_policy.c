@@ -56,7 +56,12 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (err && errlen) snprintf(err, errlen, "policy: %s: %s", path, msg);
+    if (err && errlen) {
+        snprintf(err, errlen, "policy: %s: %s", path, msg);
+        for (char *c = err; *c; c++)    /* why: a key may hold a newline; the error is one line */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+    }
     return -1;
 }
 
@@ -70,28 +75,58 @@ static int get_number(json_t *v, double lo, int lo_open, double hi, double *out)
     return 0;
 }
 
-/* A Kubernetes quantity > 0: digits[.digits] then an optional suffix (Ki..Ei, n u m k M G T P
- * E, or an exponent).  0 ok, -1 bad. */
-static int valid_quantity(const char *q)
+/* See scoring.h. */
+double sc_quantity(const char *q)
 {
-    const char *p = q;
-    int digits = 0, nonzero = 0;
-    if (*p == '+') p++;
-    for (; isdigit((unsigned char)*p); p++, digits++) nonzero |= *p != '0';
-    if (*p == '.')
-        for (p++; isdigit((unsigned char)*p); p++, digits++) nonzero |= *p != '0';
-    if (!digits || !nonzero) return -1;
-    if (*p == '\0') return 0;
-    if (strchr("KMGTPE", *p) && p[1] == 'i' && p[2] == '\0') return 0;
-    if (strchr("numkMGTPE", *p) && p[1] == '\0') return 0;
-    if (*p == 'e' || *p == 'E') {
+    static const struct { const char *suf; double mul; } tab[] = {
+        {"", 1}, {"n", 1e-9}, {"u", 1e-6}, {"m", 1e-3}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9},
+        {"T", 1e12}, {"P", 1e15}, {"E", 1e18}, {"Ki", 0x1p10}, {"Mi", 0x1p20}, {"Gi", 0x1p30},
+        {"Ti", 0x1p40}, {"Pi", 0x1p50}, {"Ei", 0x1p60},
+    };
+    const char *p = q, *num;
+    char *end, buf[SC_QTY_MAX];
+    int digits = 0;
+    double v;
+
+    if (!q)
+        return -1;
+    if (*p == '+')
         p++;
-        if (*p == '+' || *p == '-') p++;
-        if (!isdigit((unsigned char)*p)) return -1;
-        while (isdigit((unsigned char)*p)) p++;
-        return *p == '\0' ? 0 : -1;
+    num = p;
+    for (; isdigit((unsigned char)*p); p++) digits++;
+    if (*p == '.')
+        for (p++; isdigit((unsigned char)*p); p++) digits++;
+    if (!digits)
+        return -1;
+    if ((size_t)(p - num) >= sizeof buf)
+        return -1;
+    memcpy(buf, num, (size_t)(p - num));   /* why a copy: strtod alone would read "1e3" whole */
+    buf[p - num] = '\0';
+    v = strtod(buf, &end);
+    if (*end || !isfinite(v))
+        return -1;
+    if ((*p == 'e' || *p == 'E') && p[1] != '\0' && p[1] != 'i') {
+        const char *x = p + 1 + (p[1] == '+' || p[1] == '-');
+        long e;
+        if (!isdigit((unsigned char)*x))
+            return -1;
+        e = strtol(p + 1, &end, 10);        /* a decimal exponent, "1e3" */
+        if (*end || e > SC_QTY_EXP_MAX || e < -SC_QTY_EXP_MAX)
+            return -1;
+        return v * pow(10, (double)e);
     }
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (strcmp(p, tab[i].suf) == 0)
+            return v * tab[i].mul;
     return -1;
+}
+
+/* A quantity the controller can apply: at least 1 millicore or 1 byte, and small enough for
+ * int64 millicores or bytes. */
+static int valid_quantity(const char *q, int cpu)
+{
+    double v = sc_quantity(q) * (cpu ? 1000 : 1);
+    return v >= 1 && v < SC_QTY_LIMIT ? 0 : -1;
 }
 
 /* {"low":..,"medium":..,"high":..} of numbers in [lo, hi]; all three required. */
@@ -139,18 +174,18 @@ static int parse_weights(sc_policy *p, json_t *o, char *err, size_t errlen)
     return 0;
 }
 
-/* A quantity given as a string or a positive number. */
-static int parse_quantity(json_t *v, char out[SC_QTY_MAX])
+/* A quantity given as a string or a positive number (cpu: 1 when it is a CPU amount). */
+static int parse_quantity(json_t *v, char out[SC_QTY_MAX], int cpu)
 {
     if (json_is_number(v)) {
         double d = json_number_value(v);
         if (!(d > 0) || d > 1e15) return -1;
         snprintf(out, SC_QTY_MAX, "%.15g", d);
-        return valid_quantity(out);
+        return valid_quantity(out, cpu);
     }
     if (!json_is_string(v) || strlen(json_string_value(v)) >= SC_QTY_MAX) return -1;
     snprintf(out, SC_QTY_MAX, "%s", json_string_value(v));
-    return valid_quantity(out);
+    return valid_quantity(out, cpu);
 }
 
 static int parse_resources(sc_policy *p, json_t *o, char *err, size_t errlen)
@@ -172,7 +207,7 @@ static int parse_resources(sc_policy *p, json_t *o, char *err, size_t errlen)
             char *dst = strcmp(k2, "cpu") == 0 ? p->resources[i].cpu
                       : strcmp(k2, "memory") == 0 ? p->resources[i].memory : NULL;
             if (!dst) return fail(err, errlen, path, "unknown key (expected cpu, memory)");
-            if (parse_quantity(v2, dst) < 0)
+            if (parse_quantity(v2, dst, dst == p->resources[i].cpu) < 0)
                 return fail(err, errlen, path, "must be a Kubernetes quantity > 0 such as \"4\", \"1500m\" or \"12Gi\"");
         }
         for (int f = 0; f < 2; f++) {

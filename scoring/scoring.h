@@ -12,6 +12,8 @@
 #define SC_KEYWORDS_MAX 64      /* policy keywords accepted */
 #define SC_WEIGHTS_MAX 64       /* policy modelResourceWeights entries accepted */
 #define SC_QTY_MAX 32           /* longest Kubernetes quantity string ("12Gi", "1500m") */
+#define SC_QTY_LIMIT 0x1p62     /* quantities must stay below this many millicores or bytes */
+#define SC_QTY_EXP_MAX 300      /* largest decimal exponent read in a quantity ("1e300") */
 
 typedef enum {
     SC_LEVEL_NONE = -1,         /* request not scored */
@@ -78,6 +80,12 @@ void sc_policy_print(const sc_policy *p, FILE *out);
 
 /* Weight of a model: longest prefix match in modelResourceWeights, default 1.0. */
 double sc_policy_weight(const sc_policy *p, const char *model);
+
+/* The value of a Kubernetes quantity in its base unit (cores, bytes): an optional '+', digits
+ * with an optional fraction, then nothing, a decimal suffix (n u m k M G T P E), a binary one
+ * (Ki Mi Gi Ti Pi Ei) or a decimal exponent ("1e3"); -1 when q is not one.  The policy and the
+ * controller read quantities with this one function, so what one accepts the other can use. */
+double sc_quantity(const char *q);
 
 /* Level of a score: the threshold nearest to it, ties going up. */
 sc_level sc_level_of(const sc_policy *p, int score);

@@ -74,6 +74,36 @@ static void steps_from_the_cluster_floor(void **st)
     }
 }
 
+/* Every quantity the policy accepts, the controller reads as a value > 0, and one it cannot
+ * read the policy rejects (both use sc_quantity; the policy also wants at least 1m / 1 byte). */
+static void policy_and_controller_read_the_same_quantities(void **st)
+{
+    static const char *const qs[] = {
+        "4", "1500m", "2k", "4000000u", "1Pi", "12Gi", "1Ki", "1Ei", "8Ei", "1E", "1P", "100m", "0.5",
+        "1e3", "1E3", "1e", "x", "-1", "0", "1Qi", "+2", ".5", "5.", "1e400", "1n",
+    };
+    char json[256], err[256];
+    sc_policy p;
+
+    (void)st;
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        for (int cpu = 0; cpu < 2; cpu++) {
+            int64_t v = cpu ? k8s_cpu_parse(qs[i]) : k8s_mem_parse(qs[i]);
+            snprintf(json, sizeof json, "{\"resources\":{\"low\":{\"cpu\":\"%s\",\"memory\":\"%s\"},"
+                     "\"medium\":{\"cpu\":\"1\",\"memory\":\"1Gi\"},\"high\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}}",
+                     cpu ? qs[i] : "1", cpu ? "1Gi" : qs[i]);
+            int ok = sc_policy_parse(&p, json, strlen(json), err, sizeof err) == 0;
+            if (ok && v <= 0)
+                fail_msg("%s as %s: the policy accepts it, the controller reads %lld", qs[i],
+                         cpu ? "cpu" : "memory", (long long)v);
+            if (v < 0 && ok)
+                fail_msg("%s as %s: the controller cannot read it", qs[i], cpu ? "cpu" : "memory");
+            if (i < 7 && !ok)                 /* the first seven are plain good quantities */
+                fail_msg("%s as %s: rejected", qs[i], cpu ? "cpu" : "memory");
+        }
+    }
+}
+
 /* k8s_utf8_trim: a character cut by a byte-counted copy is dropped; whole ones stay. */
 static void utf8_trim(void **st)
 {
@@ -290,6 +320,19 @@ static void quantities(void **st)
     assert_int_equal(k8s_mem_parse("8G"), 8000000000LL);
     assert_int_equal(k8s_mem_parse("1e3"), 1000);
     assert_int_equal(k8s_mem_parse("1Qi"), -1);
+    assert_int_equal(k8s_cpu_parse("2k"), 2000000);
+    assert_int_equal(k8s_cpu_parse("4000000u"), 4000);
+    assert_int_equal(k8s_cpu_parse("100m"), 100);
+    assert_int_equal(k8s_cpu_parse("+1.5"), 1500);
+    assert_int_equal(k8s_mem_parse("1Pi"), 1LL << 50);
+    assert_int_equal(k8s_mem_parse("1.1G"), 1100000000LL);
+    assert_int_equal(k8s_mem_parse("129e6"), 129000000LL);
+    assert_int_equal(k8s_mem_parse("1E"), 1000000000000000000LL);
+    assert_int_equal(k8s_mem_parse("8Ei"), -1);             /* past int64 */
+    assert_int_equal(k8s_mem_parse("1e"), -1);
+    assert_int_equal(k8s_mem_parse("1e 3"), -1);
+    assert_int_equal(k8s_mem_parse("0x10"), -1);
+    assert_int_equal(k8s_mem_parse(""), -1);
     k8s_cpu_format(4000, b, sizeof b);
     assert_string_equal(b, "4");
     k8s_cpu_format(1500, b, sizeof b);
@@ -331,6 +374,7 @@ int main(void)
         cmocka_unit_test(modes),
         cmocka_unit_test(steps_from_the_cluster_floor),
         cmocka_unit_test(utf8_trim),
+        cmocka_unit_test(policy_and_controller_read_the_same_quantities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

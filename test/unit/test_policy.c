@@ -207,7 +207,8 @@ static void error_windows_and_interval(void **state)
 
 static void error_bad_quantities(void **state)
 {
-    static const char *const bad[] = { "4 cores", "", "-1", "0", "12GiB", "1.2.3", "Gi", "0m", "1e", "2x" };
+    static const char *const bad[] = { "4 cores", "", "-1", "0", "12GiB", "1.2.3", "Gi", "0m", "1e", "2x",
+                                       "8Ei", "100m", "1e 3", "0x10", "1e400" };   /* the controller could not apply these */
     char json[256], want[256];
     (void)state;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -222,6 +223,9 @@ static void error_bad_quantities(void **state)
 static void error_weights_and_keywords(void **state)
 {
     (void)state;
+    /* a key with control bytes still gives one line */
+    expect_error("{\"foo\\nbar\":1}", "policy: foo?bar: unknown key");
+    expect_error("{\"modelResourceWeights\":{\"a\\u001bb\":0}}", "policy: modelResourceWeights.a?b: must be a number > 0");
     expect_error("{\"modelResourceWeights\":{\"llama\":0}}", "policy: modelResourceWeights.llama: must be a number > 0");
     expect_error("{\"keywords\":[\"two words\"]}",
                  "policy: keywords[0]: must be one word of ASCII letters/digits, 1-31 characters");
