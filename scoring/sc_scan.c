@@ -8,6 +8,7 @@
  * Why not jansson here: see scoring/README.md ("Why a scanner of our own"). */
 #include "scoring/sc_internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,24 +37,37 @@ typedef struct sc_sink {
     uint64_t hits;              /* keyword hits seen */
 } sc_sink;
 
-typedef struct sc_scan {
-    const uint8_t *p;           /* cursor */
-    const uint8_t *end;         /* one past the body */
-    const sc_kwset *kw;         /* keywords to count */
-    int depth;                  /* nesting of the value being walked */
+/* Everything the walk counts, as one value so a key's contribution can be taken back. */
+typedef struct sc_counts {
     sc_sink cur;                /* current turn: prompt, system, suffix, input, last message */
-    sc_sink pending;            /* the latest non-system message, not yet known to be last */
-    int has_pending;            /* 1 when pending holds a message */
     uint64_t hmsgs;             /* earlier messages */
     uint64_t hwords;            /* their words */
     uint64_t ctx;               /* "context" tokens and token-id prompt/input items */
     uint64_t images;            /* images */
     uint64_t image_bytes;       /* their base64 bytes */
     uint64_t tools;             /* tool / function definitions */
+    uint64_t schema;            /* JSON schemas given (a flag: > 0) */
+    uint64_t think;             /* requests to think (a flag: > 0) */
+} sc_counts;
+
+/* Top-level keys whose contribution a repeat of the key replaces (the last one wins, as in
+ * Ollama's Go decoder and every JSON library). */
+enum { TK_PROMPT, TK_SYSTEM, TK_SUFFIX, TK_INPUT, TK_INSTRUCTIONS, TK_MESSAGES, TK_IMAGES,
+       TK_CONTEXT, TK_TOOLS, TK_FUNCTIONS, TK_FORMAT, TK_RESPONSE_FORMAT, TK_THINK,
+       TK_REASONING, TK_N };
+
+typedef struct sc_scan {
+    const uint8_t *p;           /* cursor */
+    const uint8_t *end;         /* one past the body */
+    const sc_kwset *kw;         /* keywords to count */
+    int depth;                  /* nesting of the value being walked */
+    sc_counts n;                /* the counts so far */
+    sc_sink pending;            /* the latest non-system message, not yet known to be last */
+    int has_pending;            /* 1 when pending holds a message */
     double num_ctx;             /* options.num_ctx */
     double num_predict;         /* num_predict / max_tokens / max_completion_tokens */
-    int schema;                 /* a JSON schema was given */
-    int think;                  /* thinking was requested */
+    unsigned seen;              /* bit TK_x: that key was walked (last[TK_x] is set) */
+    sc_counts last[TK_N];       /* what each key's latest value added (not zeroed: see seen) */
 } sc_scan;
 
 /* Token state of the text scanner (a token is a run of ASCII letters/digits). */
@@ -573,7 +587,7 @@ static int walk_text(sc_scan *s, const char *key, void *arg)
     (void)key;
     int c = peek(s);
     if (c == '"') { s->p++; return scan_text(s, a->k); }
-    if (c == '-' || (c >= '0' && c <= '9')) { s->ctx++; return scan_number(s, NULL); }
+    if (c == '-' || (c >= '0' && c <= '9')) { s->n.ctx++; return scan_number(s, NULL); }
     if (c == '[' && a->nest < 2) {
         sc_textarg in = { a->k, a->nest + 1 };
         return each_element(s, walk_text, &in);
@@ -585,8 +599,8 @@ static int image_string(sc_scan *s)
 {
     uint64_t n;
     if (skip_string(s, &n) < 0) return -1;
-    s->images++;
-    s->image_bytes += n;
+    s->n.images++;
+    s->n.image_bytes += n;
     return 0;
 }
 
@@ -644,6 +658,7 @@ static int walk_msg_member(sc_scan *s, const char *key, void *arg)
     int c = peek(s);
     if (strcmp(key, "role") == 0 && c == '"') { s->p++; return copy_string(s, m->role, sizeof m->role); }
     if (strcmp(key, "content") == 0) {
+        memset(&m->k, 0, sizeof m->k);          /* a repeated "content": the last one counts */
         if (c == '"') { s->p++; return scan_text(s, &m->k); }
         if (c == '[') return each_element(s, walk_part, &m->k);
     }
@@ -667,12 +682,12 @@ static int walk_message(sc_scan *s, const char *key, void *arg)
     memset(&m, 0, sizeof m);
     if (each_member(s, walk_msg_member, &m) < 0) return -1;
     if (strcmp(m.role, "system") == 0 || strcmp(m.role, "developer") == 0) {
-        sink_add(&s->cur, &m.k);
+        sink_add(&s->n.cur, &m.k);
         return 0;
     }
     if (s->has_pending) {       /* keyword hits in history are dropped on purpose */
-        s->hmsgs++;
-        s->hwords += s->pending.words;
+        s->n.hmsgs++;
+        s->n.hwords += s->pending.words;
     }
     s->pending = m.k;
     s->has_pending = 1;
@@ -683,7 +698,7 @@ static int walk_messages(sc_scan *s)
 {
     if (peek(s) != '[') return skip_value(s);
     if (each_element(s, walk_message, NULL) < 0) return -1;
-    if (s->has_pending) sink_add(&s->cur, &s->pending);
+    if (s->has_pending) sink_add(&s->n.cur, &s->pending);
     s->has_pending = 0;
     memset(&s->pending, 0, sizeof s->pending);
     return 0;
@@ -708,11 +723,11 @@ static int walk_response_format(sc_scan *s, const char *key, void *arg)
 {
     char v[SC_KEY_MAX];
     (void)arg;
-    if (strcmp(key, "json_schema") == 0) { s->schema = 1; return skip_value(s); }
+    if (strcmp(key, "json_schema") == 0) { s->n.schema++; return skip_value(s); }
     if (strcmp(key, "type") == 0 && peek(s) == '"') {
         s->p++;
         if (copy_string(s, v, sizeof v) < 0) return -1;
-        if (strcmp(v, "json_schema") == 0) s->schema = 1;
+        if (strcmp(v, "json_schema") == 0) s->n.schema++;
         return 0;
     }
     return skip_value(s);
@@ -723,11 +738,11 @@ static int walk_think(sc_scan *s)
 {
     char v[SC_KEY_MAX];
     int c = peek(s);
-    if (c == 't') { s->think = 1; return scan_literal(s, "true"); }
+    if (c == 't') { s->n.think++; return scan_literal(s, "true"); }
     if (c != '"') return skip_value(s);
     s->p++;
     if (copy_string(s, v, sizeof v) < 0) return -1;
-    if (v[0] && strcmp(v, "none") != 0 && strcmp(v, "false") != 0) s->think = 1;
+    if (v[0] && strcmp(v, "none") != 0 && strcmp(v, "false") != 0) s->n.think++;
     return 0;
 }
 
@@ -736,7 +751,7 @@ typedef struct sc_top {
     size_t modellen;            /* its capacity */
 } sc_top;
 
-static int walk_top(sc_scan *s, const char *key, void *arg)
+static int walk_top_value(sc_scan *s, const char *key, void *arg)
 {
     sc_top *t = arg;
     int c = peek(s);
@@ -746,24 +761,79 @@ static int walk_top(sc_scan *s, const char *key, void *arg)
     if (IS("model") && c == '"') { s->p++; return copy_string(s, t->model, t->modellen); }
     if (IS("prompt") || IS("system") || IS("suffix") ||
         IS("input") || IS("instructions")) {
-        sc_textarg a = { &s->cur, 0 };
+        sc_textarg a = { &s->n.cur, 0 };
         return walk_text(s, NULL, &a);
     }
     if (IS("messages")) return walk_messages(s);
     if (IS("images")) return walk_images(s);
-    if (IS("context") && c == '[') return each_element(s, count_element, &s->ctx);
+    if (IS("context") && c == '[') return each_element(s, count_element, &s->n.ctx);
     if (IS("options") && c == '{') return each_member(s, walk_options, NULL);
     if ((IS("tools") || IS("functions")) && c == '[')
-        return each_element(s, count_element, &s->tools);
+        return each_element(s, count_element, &s->n.tools);
     if (IS("num_predict") || IS("max_tokens") ||
         IS("max_completion_tokens"))
         return read_number(s, &s->num_predict);
-    if (IS("format") && c == '{') { s->schema = 1; return skip_value(s); }
+    if (IS("format") && c == '{') { s->n.schema++; return skip_value(s); }
     if (IS("response_format") && c == '{')
         return each_member(s, walk_response_format, NULL);
     if (IS("think") || IS("reasoning_effort")) return walk_think(s);
 #undef IS
     return skip_value(s);
+}
+
+/* The TK_ id of a top-level key, or -1 for keys whose value simply overwrites (model,
+ * options, num_predict, ...) or is not looked at. */
+static int top_key(const char *key)
+{
+    static const char *const names[TK_N] = {
+        [TK_PROMPT] = "prompt", [TK_SYSTEM] = "system", [TK_SUFFIX] = "suffix",
+        [TK_INPUT] = "input", [TK_INSTRUCTIONS] = "instructions", [TK_MESSAGES] = "messages",
+        [TK_IMAGES] = "images", [TK_CONTEXT] = "context", [TK_TOOLS] = "tools",
+        [TK_FUNCTIONS] = "functions", [TK_FORMAT] = "format",
+        [TK_RESPONSE_FORMAT] = "response_format", [TK_THINK] = "think",
+        [TK_REASONING] = "reasoning_effort",
+    };
+    for (int i = 0; i < TK_N; i++)
+        if (key[0] == names[i][0] && strcmp(key, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* to += sign * d, field by field (unsigned wrap-around makes the subtraction exact). */
+static void counts_add(sc_counts *to, const sc_counts *d, int sign)
+{
+    uint64_t k = sign < 0 ? (uint64_t)-1 : 1;
+    to->cur.words += k * d->cur.words;
+    to->cur.hits += k * d->cur.hits;
+    to->hmsgs += k * d->hmsgs;
+    to->hwords += k * d->hwords;
+    to->ctx += k * d->ctx;
+    to->images += k * d->images;
+    to->image_bytes += k * d->image_bytes;
+    to->tools += k * d->tools;
+    to->schema += k * d->schema;
+    to->think += k * d->think;
+}
+
+/* One top-level member.  A key seen before has its earlier contribution taken back, so
+ * {"prompt":"a b","prompt":"c"} counts "c" alone. */
+static int walk_top(sc_scan *s, const char *key, void *arg)
+{
+    int id = top_key(key);
+    sc_counts before, d;
+
+    if (id < 0)
+        return walk_top_value(s, key, arg);
+    before = s->n;
+    if (walk_top_value(s, key, arg) < 0)
+        return -1;
+    d = s->n;
+    counts_add(&d, &before, -1);
+    if (s->seen & (1u << id))
+        counts_add(&s->n, &s->last[id], -1);
+    s->last[id] = d;
+    s->seen |= 1u << id;
+    return 0;
 }
 
 static uint32_t sat32(uint64_t v)
@@ -782,7 +852,8 @@ void sc_extract(const sc_kwset *k, const char *body, size_t len, sc_features *f,
 {
     sc_scan s;
     sc_top top = { model, modellen };
-    memset(&s, 0, sizeof s);
+    memset(&s, 0, offsetof(sc_scan, last));     /* why not all: last[] is read only where seen says
+                                                 * it was written */
     memset(f, 0, sizeof *f);
     if (modellen) model[0] = '\0';
     s.p = (const uint8_t *)body;
@@ -793,16 +864,16 @@ void sc_extract(const sc_kwset *k, const char *body, size_t len, sc_features *f,
         return;
     }
     f->json_ok = 1;
-    f->words = sat32(s.cur.words);
-    f->keyword_hits = sat32(s.cur.hits);
-    f->history_msgs = sat32(s.hmsgs);
-    f->history_words = sat32(s.hwords);
-    f->context_tokens = sat32(s.ctx);
+    f->words = sat32(s.n.cur.words);
+    f->keyword_hits = sat32(s.n.cur.hits);
+    f->history_msgs = sat32(s.n.hmsgs);
+    f->history_words = sat32(s.n.hwords);
+    f->context_tokens = sat32(s.n.ctx);
     f->num_ctx = num32(s.num_ctx);
     f->num_predict = num32(s.num_predict);
-    f->images = sat32(s.images);
-    f->image_bytes = s.image_bytes;
-    f->tools = sat32(s.tools);
-    f->format_schema = s.schema;
-    f->think = s.think;
+    f->images = sat32(s.n.images);
+    f->image_bytes = s.n.image_bytes;
+    f->tools = sat32(s.n.tools);
+    f->format_schema = s.n.schema > 0;
+    f->think = s.n.think > 0;
 }

@@ -330,6 +330,33 @@ static void keys_and_model_are_decoded(void **state)
     assert_string_equal(r.model, "");
 }
 
+/* A key repeated in one object counts once, with its last value (as Ollama's decoder and every
+ * JSON library read it). */
+static void repeated_keys_last_wins(void **state)
+{
+    static const struct { const char *body; uint32_t words, hits, hmsgs, images, think; } cases[] = {
+        { "{\"prompt\":\"a b c d\",\"prompt\":\"x\"}", 1, 0, 0, 0, 0 },
+        { "{\"prompt\":\"x\",\"prompt\":\"design a b\"}", 3, 1, 0, 0, 0 },
+        { "{\"prompt\":\"a b\",\"system\":\"c\",\"prompt\":\"d\"}", 2, 0, 0, 0, 0 },
+        { "{\"messages\":[{\"role\":\"user\",\"content\":\"one two\"},{\"role\":\"user\",\"content\":\"three\"}],"
+          "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 1, 0, 0, 0, 0 },
+        { "{\"messages\":[{\"role\":\"user\",\"content\":\"one two three\",\"content\":\"refactor\"}]}", 1, 1, 0, 0, 0 },
+        { "{\"prompt\":\"p\",\"images\":[\"aGk=\",\"aGk=\"],\"images\":[\"aGk=\"]}", 1, 0, 0, 1, 0 },
+        { "{\"prompt\":\"p\",\"think\":true,\"think\":false}", 1, 0, 0, 0, 0 },
+        { "{\"prompt\":\"p\",\"think\":false,\"think\":true}", 1, 0, 0, 0, 1 },
+        { "{\"prompt\":\"p\",\"think\":true,\"reasoning_effort\":\"none\"}", 1, 0, 0, 0, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sc_result r = score_of(*state, SC_EP_GENERATE, cases[i].body);
+        assert_true(r.f.json_ok);
+        if (r.f.words != cases[i].words || r.f.keyword_hits != cases[i].hits ||
+            r.f.history_msgs != cases[i].hmsgs || r.f.images != cases[i].images ||
+            r.f.think != (int)cases[i].think)
+            fail_msg("case %zu: words %u hits %u history %u images %u think %d", i, r.f.words,
+                     r.f.keyword_hits, r.f.history_msgs, r.f.images, r.f.think);
+    }
+}
+
 /* A raw space character and its escape give the same words, hits and score. */
 static void raw_and_escaped_spaces_agree(void **state)
 {
@@ -616,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(word_counting_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(keyword_inflections, setup, teardown),
         cmocka_unit_test_setup_teardown(raw_and_escaped_spaces_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(repeated_keys_last_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(long_number_literals, setup, teardown),
         cmocka_unit_test_setup_teardown(keys_and_model_are_decoded, setup, teardown),
         cmocka_unit_test_setup_teardown(invalid_bodies_score_zero, setup, teardown),
