@@ -19,6 +19,7 @@ static llhttp_settings_t req_settings;          /* static: outlives every parser
 
 static void conn_free(px_conn *c);
 static int conn_parse(px_conn *c);
+static void next_request(px_conn *c);
 static void conn_arm(px_conn *c, int kind);
 
 /* ---------- requests ---------- */
@@ -151,7 +152,7 @@ static void conn_answer(px_conn *c, px_end end, int status, const char *msg, int
         close_conn = 1;
     } else {
         px_error_response(c->sk->out, status, v1, msg,
-                          close_conn || !r->keepalive || c->srv->draining);
+                          close_conn || !r->keepalive || c->srv->draining, r->is_head);
         r->head_sent = 1;
     }
     px_req_finish(r, end, status);
@@ -274,10 +275,18 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 
 static int on_header_field_complete(llhttp_t *p)
 {
+    px_hdrs *h = &CONN(p)->req->hdrs;
+
     if (IN_TRAILER(p))
         return 0;
-    if (px_hdrs_end_piece(&CONN(p)->req->hdrs, 0) < 0) {
+    if (px_hdrs_end_piece(h, 0) < 0) {
         CONN(p)->err_status = 431;
+        return -1;
+    }
+    /* why: llhttp 8 lets whitespace into names it does not track ("Host : x"); such a name
+     * would pass the Host rewrite and the hop-by-hop filter (RFC 9112 §5.1: 400) */
+    if (!px_token(h->buf + h->name[h->n], px_hdrs_name_len(h, h->n))) {
+        CONN(p)->err_status = 400;
         return -1;
     }
     return 0;
@@ -294,6 +303,47 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* 1 when the request's Host is as RFC 9112 §3.2 wants it: exactly one line in HTTP/1.1 (at
+ * most one in 1.0), with a valid value.  Ollama refuses the others with 400 too. */
+static int host_ok(const px_req *r)
+{
+    const char *v = NULL;
+    int n = 0;
+
+    for (int k = 0; k < r->hdrs.n; k++)
+        if (r->hdrs.id[k] == PX_H_HOST) {
+            v = r->hdrs.buf + r->hdrs.value[k];
+            n++;
+        }
+    return (n == 1 || (n == 0 && r->http10)) && (!v || px_host_valid(v));
+}
+
+/* Turn an absolute-form target ("http://host/path?q", RFC 9112 §3.2.2: a server must accept
+ * it) into origin-form ("/path?q"; "/" when it has no path).  0, or -1 when out of memory. */
+static int origin_form(px_req *r)
+{
+    const char *t = r->target, *rest;
+    size_t skip, n;
+
+    skip = strncasecmp(t, "http://", 7) == 0 ? 7 : strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+    if (!skip)
+        return 0;
+    rest = t + skip + strcspn(t + skip, "/?");  /* past the authority */
+    n = r->target_len - (size_t)(rest - t);
+    if (*rest == '/') {
+        memmove(r->target, rest, n + 1);
+        r->target_len = n;
+        return 0;
+    }
+    if (px_grow(&r->target, &r->target_cap, n + 2, PX_TARGET_INITIAL, SIZE_MAX) < 0)
+        return -1;
+    rest = r->target + (r->target_len - n);
+    memmove(r->target + 1, rest, n + 1);        /* "?q" or "" */
+    r->target[0] = '/';
+    r->target_len = n + 1;
+    return 0;
+}
+
 /* Rewrite the target: aliases for clients whose base URL lacks /v1, and remember the path. */
 static int set_target(px_req *r)
 {
@@ -303,8 +353,14 @@ static int set_target(px_req *r)
     size_t plen;
     int i, maybe_alias;
 
+    if (r->target_len == 1 && r->target[0] == '*' && strcmp(r->method, "OPTIONS") == 0) {
+        r->v.path = "*";                        /* asterisk-form: forwarded as it is */
+        return 0;
+    }
+    if (r->target_len > 0 && r->target[0] != '/' && origin_form(r) < 0)
+        return -1;
     if (r->target_len == 0 || r->target[0] != '/')
-        return -1;                              /* origin-form only (no proxy/absolute form) */
+        return -1;                              /* authority-form (CONNECT) and the like */
     q = strchr(r->target, '?');
     plen = q ? (size_t)(q - r->target) : r->target_len;
     /* why the first letter first: /api/... and /v1/... are nearly all requests */
@@ -343,8 +399,13 @@ static int on_headers_complete(llhttp_t *p)
     r->is_head = llhttp_get_method(p) == HTTP_HEAD;
     r->has_body = px_hdrs_find(&r->hdrs, PX_H_CONTENT_LENGTH) ||
                   px_hdrs_find(&r->hdrs, PX_H_TRANSFER_ENCODING);
-    if (set_target(r) < 0) {
+    if (set_target(r) < 0 || !host_ok(r) ||
+        (r->http10 && (p->flags & F_TRANSFER_ENCODING))) {  /* RFC 9112 §6.1: faulty framing */
         c->err_status = 400;
+        return -1;
+    }
+    if ((p->flags & F_TRANSFER_ENCODING) && !px_te_chunked_only(&r->hdrs)) {
+        c->err_status = 501;                    /* a coding we would pass on undecoded */
         return -1;
     }
     if (r->has_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body) {
@@ -359,7 +420,8 @@ static int on_headers_complete(llhttp_t *p)
         }
         /* why: we buffer the body for scoring, so we answer 100 ourselves instead of
          * forwarding the expectation; an HTTP/1.0 client must not get a 1xx */
-        if (!r->http10 && r->has_body && p->content_length > 0) {
+        if (!r->http10 && r->has_body &&
+            (p->content_length > 0 || (p->flags & F_CHUNKED))) {   /* a body is expected */
             evbuffer_add(c->sk->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
             px_sock_flush(c->sk);
         }
@@ -579,6 +641,12 @@ static void conn_writecb(px_sock *sk, void *arg)
 {
     px_conn *c = arg;
 
+    if (c->held) {                              /* the client took its output: go on */
+        c->held = 0;
+        px_sock_read(sk, 1);
+        next_request(c);
+        return;
+    }
     if (c->req && c->req->up)
         px_up_resume(c->req->up);
     if (c->closing && px_sock_pending(sk) == 0)
@@ -676,6 +744,9 @@ static void conn_timeout(px_conn *c)
         if (c->req->up)
             px_up_abort(c->req->up);
         px_req_finish(c->req, PX_END_CLIENT_GONE, 499);
+    } else if (c->held) {                       /* pipelined requests wait on unread answers */
+        px_log(PX_LOG_WARN, "client stopped reading", "\"seconds\":%.3f,\"pipelined\":true",
+               c->srv->cfg->idle_timeout);
     }
     conn_free(c);
 }
@@ -717,8 +788,58 @@ void px_conn_response_done(px_conn *c)
     }
     conn_arm(c, PX_T_IDLE);
     px_sock_read(c->sk, 1);
-    if (conn_parse(c))                          /* pipelined requests already buffered */
+    if (c->sk->in && evbuffer_get_length(c->sk->in) > 0)
+        next_request(c);                        /* pipelined requests already buffered */
+    else
         px_sock_trim(c->sk);                    /* idle now: give the buffers back */
+    px_server_maybe_exit(s);
+}
+
+/* Parse c's next pipelined request: now; or once the client took its output, when more than
+ * PX_HIGH_WATERMARK of it waits (why: a client that pipelines and never reads must not make
+ * us answer, and buffer, request after request); or on the next loop turn when called inside
+ * another request's completion (why: requests that fail at once, e.g. every connect refused
+ * with EMFILE, would otherwise recurse one stack frame set per buffered request).  c may be
+ * freed on return. */
+static void next_request(px_conn *c)
+{
+    px_server *s = c->srv;
+
+    if (px_sock_pending(c->sk) > PX_HIGH_WATERMARK) {
+        c->held = 1;                            /* conn_writecb goes on */
+        px_sock_read(c->sk, 0);
+        return;
+    }
+    if (s->parse_depth > 0) {
+        if (!c->on_later) {
+            c->on_later = 1;
+            c->lnext = s->later;
+            s->later = c;
+            event_active(s->later_ev, EV_TIMEOUT, 1);
+        }
+        return;
+    }
+    s->parse_depth++;
+    if (conn_parse(c))
+        px_sock_trim(c->sk);                    /* idle now: give the buffers back */
+    s->parse_depth--;
+}
+
+/* The loop's turn for the connections next_request put off. */
+void px_conn_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    px_server *s = arg;
+    px_conn *c = s->later;
+    (void)fd;
+    (void)what;
+
+    s->later = NULL;                            /* ones added meanwhile wait for the next turn */
+    for (px_conn *n = c; c; c = n) {
+        n = c->lnext;
+        c->on_later = 0;
+        c->lnext = NULL;
+        next_request(c);
+    }
     px_server_maybe_exit(s);
 }
 
@@ -740,6 +861,13 @@ static void conn_free(px_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    if (c->on_later) {                          /* rare: walk the (short) list */
+        px_conn **pp = &s->later;
+        while (*pp && *pp != c)
+            pp = &(*pp)->lnext;
+        if (*pp)
+            *pp = c->lnext;
+    }
     conn_arm(c, PX_T_NONE);
     px_sock_free(c->sk);
     free(c);
@@ -797,10 +925,20 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
 
 void px_on_accept_error(struct evconnlistener *l, void *arg)
 {
-    (void)l;
-    (void)arg;
-    /* why: EMFILE and friends are transient; libevent retries on the next readiness */
-    px_log(PX_LOG_WARN, "accept failed", "\"errno\":%d", EVUTIL_SOCKET_ERROR());
+    px_server *s = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+
+    /* why the pause: out of descriptors or memory, the connection stays in the backlog and the
+     * listener is readable again at once, so without it the loop would spin on accept and log
+     * as fast as it can; nginx pauses too.  Other errors concern one connection only. */
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        struct timeval tv = px_tv(PX_ACCEPT_PAUSE);
+        evconnlistener_disable(l);
+        evtimer_add(s->accept_timer, &tv);
+        px_log(PX_LOG_WARN, "accept paused", "\"errno\":%d,\"seconds\":%.2f", e, PX_ACCEPT_PAUSE);
+        return;
+    }
+    px_log(PX_LOG_WARN, "accept failed", "\"errno\":%d", e);
 }
 
 /* Settings shared by every request parser (static, so they outlive all parsers). */

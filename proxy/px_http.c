@@ -182,6 +182,16 @@ int px_hdr_id(const char *name, size_t len)
 #undef IS
 }
 
+/* 1 for the methods RFC 9110 §9.2.2 calls idempotent: a request that may be sent again. */
+int px_method_idempotent(const char *m)
+{
+    static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < sizeof idem / sizeof idem[0]; i++)
+        if (strcmp(m, idem[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* 1 when name is one of the comma-separated tokens of list (a Connection header value). */
 int px_header_listed(const char *list, const char *name)
 {
@@ -216,7 +226,72 @@ int px_hop_by_hop(int id)
  * Connection header (its value conn_hdr, NULL when absent) lists.  Neither side forwards it. */
 int px_hdrs_hop(const px_hdrs *h, int i, const char *conn_hdr)
 {
-    return px_hop_by_hop(h->id[i]) || (conn_hdr && px_header_listed(conn_hdr, h->buf + h->name[i]));
+    if (px_hop_by_hop(h->id[i]))
+        return 1;
+    if (!conn_hdr)
+        return 0;
+    /* why every line: Connection is a list, and its field lines combine (RFC 9110 §5.3) */
+    for (int k = 0; k < h->n; k++)
+        if (h->id[k] == PX_H_CONNECTION && px_header_listed(h->buf + h->value[k], h->buf + h->name[i]))
+            return 1;
+    return 0;
+}
+
+/* 1 when [s, s+n) is a token (RFC 9110 §5.6.2), as a field name must be: no whitespace, no
+ * separators, not empty. */
+int px_token(const char *s, size_t n)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') &&
+            !(c && strchr(extra, c)))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 when v is a valid Host field value: uri-host [":" port], reg-name, IPv4 or IP-literal
+ * characters only (RFC 9112 §3.2); empty is valid. */
+int px_host_valid(const char *v)
+{
+    static const char extra[] = "-._~!$&'()*+,;=:[]%";
+    for (; *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (!((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9') &&
+            !strchr(extra, c))
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 when every Transfer-Encoding line of h lists only "chunked": the one transfer coding the
+ * proxy decodes (llhttp has already checked that chunked comes last, once). */
+int px_te_chunked_only(const px_hdrs *h)
+{
+    for (int k = 0; k < h->n; k++) {
+        const char *v;
+        if (h->id[k] != PX_H_TRANSFER_ENCODING)
+            continue;
+        for (v = h->buf + h->value[k]; *v;) {
+            const char *e;
+            size_t tl;
+            while (*v == ' ' || *v == '\t' || *v == ',')
+                v++;
+            if (!*v)
+                break;
+            for (e = v; *e && *e != ','; e++)
+                ;
+            for (tl = (size_t)(e - v); tl > 0 && (v[tl - 1] == ' ' || v[tl - 1] == '\t'); tl--)
+                ;
+            if (tl != 7 || strncasecmp(v, "chunked", 7) != 0)
+                return 0;
+            v = e;
+        }
+    }
+    return 1;
 }
 
 /* Decimal digits of v into out (no NUL); returns their count (at most PX_UINT_DIGITS). */
@@ -341,7 +416,8 @@ const char *px_reason(int status)
 
 /* An error the proxy answers itself, in Ollama's JSON shape ({"error":"..."}) or, for /v1 paths,
  * OpenAI's ({"error":{"message":...,"type":...}}).  msg must be JSON-safe. */
-void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close)
+void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close,
+                       int head_only)
 {
     char body[512];
     int n;
@@ -356,5 +432,6 @@ void px_error_response(struct evbuffer *out, int status, int v1, const char *msg
                         "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
                         "Content-Length: %d\r\n%s\r\n",
                         status, px_reason(status), n, close ? "Connection: close\r\n" : "");
-    evbuffer_add(out, body, (size_t)n);
+    if (!head_only)                             /* a HEAD request's answer has no content */
+        evbuffer_add(out, body, (size_t)n);
 }

@@ -48,6 +48,7 @@ typedef struct px_sock px_sock;
 #define PX_T_HEADER 0           /* --header-timeout: request head within it */
 #define PX_T_IDLE 1             /* --idle-timeout: keep-alive idle, body stall, stalled reader */
 #define PX_T_KINDS 2
+#define PX_ACCEPT_PAUSE 0.25     /* listener paused this long after EMFILE/ENFILE/ENOBUFS/ENOMEM, s */
 #define PX_SWEEP_MIN 0.02       /* sweep period bounds, seconds (a tenth of the shortest */
 #define PX_SWEEP_MAX 1.0        /* timeout, clamped to these) */
 #define PX_TIMER_SLACK 0.001    /* an upstream timer this close to its deadline is on time
@@ -187,6 +188,9 @@ struct px_conn {
     int err_status;             /* status a parser callback asked for (413/431/417) */
     int closing;                /* close once the output has drained */
     int last_byte;              /* last head byte seen (line-end checks across reads) */
+    px_conn *lnext;             /* server's list of connections to parse later */
+    unsigned char on_later;     /* 1 while on that list */
+    unsigned char held;         /* pipelined input waits until the client took its output */
     char peer_text[INET6_ADDRSTRLEN]; /* client IP for X-Forwarded-For */
 };
 
@@ -235,6 +239,10 @@ struct px_server {
     struct event *deadline_timer; /* end of the drain window */
     struct event *tick_timer;   /* controller snapshot tick */
     struct event *sweep_timer;  /* expires client connection timeouts */
+    struct event *accept_timer; /* ends a pause of the listener after EMFILE and the like */
+    px_conn *later;             /* connections whose next pipelined request waits a turn */
+    struct event *later_ev;     /* parses them (active while the list is not empty) */
+    int parse_depth;            /* next_request frames on the stack */
     px_conn *thead[PX_T_KINDS]; /* timeout lists, oldest deadline first */
     px_conn *ttail[PX_T_KINDS]; /* ... and their tails */
     int port;                   /* bound proxy port */
@@ -252,6 +260,10 @@ int px_hdrs_end_piece(px_hdrs *h, int is_value);
 const char *px_hdrs_find(const px_hdrs *h, int id);
 int px_hdr_id(const char *name, size_t len);
 int px_header_listed(const char *list, const char *name);
+int px_method_idempotent(const char *m);
+int px_token(const char *s, size_t n);
+int px_host_valid(const char *v);
+int px_te_chunked_only(const px_hdrs *h);
 int px_hop_by_hop(int id);
 int px_hdrs_hop(const px_hdrs *h, int i, const char *conn_hdr);
 size_t px_utoa(char *out, unsigned long long v);
@@ -262,7 +274,8 @@ void px_head_header(px_head *h, const char *name, const char *value);
 void px_head_line(px_head *h, const px_hdrs *hd, int i);
 void px_head_end(px_head *h);
 const char *px_reason(int status);
-void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close);
+void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close,
+                       int head_only);
 
 /* Append n bytes to the head.  Why a flat buffer: one evbuffer_add per head instead of one per
  * piece (each add costs a call, a chain check and often a chain).  Inline: a head is a dozen
@@ -288,6 +301,7 @@ void px_client_init(void);
 void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                   void *arg);
 void px_on_accept_error(struct evconnlistener *l, void *arg);
+void px_conn_later_cb(evutil_socket_t fd, short what, void *arg);
 void px_close_idle(px_server *s);
 void px_close_all(px_server *s);
 void px_conn_stalled(px_conn *c, int stalled);

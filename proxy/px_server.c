@@ -54,6 +54,16 @@ void px_server_maybe_exit(px_server *s)
     }
 }
 
+/* The accept pause is over (see px_on_accept_error). */
+static void accept_timercb(evutil_socket_t fd, short what, void *arg)
+{
+    px_server *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->listener)
+        evconnlistener_enable(s->listener);
+}
+
 static void grace_timercb(evutil_socket_t fd, short what, void *arg)
 {
     px_server *s = arg;
@@ -177,8 +187,10 @@ px_server *px_server_new(struct event_base *base, const px_config *cfg, const px
     s->sweep_timer = event_new(base, -1, EV_PERSIST, sweep_timercb, s);
     s->grace_timer = evtimer_new(base, grace_timercb, s);
     s->deadline_timer = evtimer_new(base, deadline_timercb, s);
+    s->later_ev = event_new(base, -1, 0, px_conn_later_cb, s);
+    s->accept_timer = evtimer_new(base, accept_timercb, s);
     if (!s->probe_timer || !s->tick_timer || !s->sweep_timer || !s->grace_timer ||
-        !s->deadline_timer) {
+        !s->deadline_timer || !s->later_ev || !s->accept_timer) {
         snprintf(err, errlen, "litebrain-proxy: out of memory");
         goto fail;
     }
@@ -215,6 +227,10 @@ void px_server_free(px_server *s)
         event_free(s->tick_timer);
     if (s->sweep_timer)
         event_free(s->sweep_timer);
+    if (s->later_ev)
+        event_free(s->later_ev);
+    if (s->accept_timer)
+        event_free(s->accept_timer);
     if (s->grace_timer)
         event_free(s->grace_timer);
     if (s->deadline_timer)

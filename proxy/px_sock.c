@@ -274,9 +274,18 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg)
     s->in_cb++;
     px_now_scope(1);
     if (s->failed && s->eventcb && !s->reported) {
-        s->reported = 1;
-        errno = s->err;
-        s->eventcb(s, PX_SOCK_ERROR, s->arg);
+        /* why read first: a peer may answer before it read all we send (an early 400 or 413),
+         * then reset; its answer waits in the kernel and must reach readcb before the error */
+        if (s->reading && !s->connecting && !s->eof && sock_read(s) > 0 && s->readcb) {
+            s->readcb(s, s->arg);
+            if (s->dead)
+                goto out;
+        }
+        if (!s->reported) {
+            s->reported = 1;
+            errno = s->err;
+            s->eventcb(s, PX_SOCK_ERROR, s->arg);
+        }
         goto out;
     }
     if (what & EV_WRITE) {

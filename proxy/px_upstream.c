@@ -74,7 +74,13 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 
 static int on_header_field_complete(llhttp_t *p)
 {
-    return px_hdrs_end_piece(&UP(p)->hdrs, 0);
+    px_hdrs *h = &UP(p)->hdrs;
+
+    if (px_hdrs_end_piece(h, 0) < 0)
+        return -1;
+    /* why: a name with whitespace must not reach the client (RFC 9112 §5.1); nginx answers
+     * 502 to such a response too */
+    return px_token(h->buf + h->name[h->n], px_hdrs_name_len(h, h->n)) ? 0 : -1;
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -87,12 +93,14 @@ static int on_headers_complete(llhttp_t *p)
     px_up *u = UP(p);
     int status = llhttp_get_status_code(p);
 
+    /* 1 means "no body follows".  why: llhttp 8 reads a body announced by Content-Length or
+     * Transfer-Encoding even on a 1xx, 204 or 304, which end at the blank line whatever they
+     * carry (RFC 9112 §6.3), and it cannot know the request was HEAD */
     if (status >= 100 && status < 200 && status != 101)
-        return 0;                               /* informational: swallowed, see below */
+        return 1;                               /* informational: swallowed, see below */
     u->head_done = 1;
     u->chunked = (p->flags & F_CHUNKED) != 0;
-    /* why: the parser cannot know the request was HEAD; 1 means "no body follows" */
-    return u->req->is_head ? 1 : HPE_PAUSED;
+    return u->req->is_head || status == 204 || status == 304 ? 1 : HPE_PAUSED;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n)
@@ -101,7 +109,7 @@ static int on_body(llhttp_t *p, const char *at, size_t n)
     px_req *r = u->req;
     px_server *s = u->srv;
 
-    if (n == 0)
+    if (n == 0 || !u->head_done)
         return 0;
     if (r->v.t_first_byte == 0)
         r->v.t_first_byte = px_now();
@@ -160,6 +168,8 @@ static void send_head(px_up *u)
     }
     for (i = 0; i < u->hdrs.n; i++) {
         int id = u->hdrs.id[i];
+        if (status == 204 && (id == PX_H_CONTENT_LENGTH || id == PX_H_TRANSFER_ENCODING))
+            continue;                           /* a 204 carries neither (RFC 9110 §8.6) */
         if (r->relay_raw && id == PX_H_TRANSFER_ENCODING) {
             px_head_line(&h, &u->hdrs, i);      /* framing passes through as is */
             continue;
@@ -347,9 +357,11 @@ static void up_eventcb(px_sock *sk, short what, void *arg)
             return;
         }
     }
-    if (!u->got_byte && u->reused && !r->retried) {
-        /* why: Ollama may close a kept-alive connection just as we reuse it; the request
-         * never reached it, so one retry on a fresh connection is safe */
+    if (!u->got_byte && u->reused && !r->retried && px_method_idempotent(r->method)) {
+        /* why: Ollama may close a kept-alive connection just as we reuse it, and then one
+         * retry on a fresh connection saves the request.  But the request may also have
+         * reached it before it died, and a proxy must not repeat a non-idempotent one (RFC
+         * 9110 §9.2.2): a POST gets the 502 */
         r->retried = 1;
         r->up = NULL;
         u->req = NULL;

@@ -250,7 +250,7 @@ async function staleUpstream({ onlyFirst = false } = {}) {
     return up;
 }
 
-itest('a reused upstream connection closed before answering: the request is retried once, whole, on a fresh one', async () => {
+itest('a reused upstream connection closed before answering: an idempotent request (PUT) is retried once, whole, on a fresh one', async () => {
     for (const size of [100, 5000, 4 << 20]) {             // inline with the head, by reference, partial sends
         const up = await staleUpstream();
         try {
@@ -260,7 +260,7 @@ itest('a reused upstream connection closed before answering: the request is retr
             assert.equal(r.status, 200);                    // connection 1 now idles in the pool
             const body = json({ model: MODEL, prompt: 'x'.repeat(size) });
             const sha = crypto.createHash('sha256').update(body).digest('hex');
-            r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, body), { timeoutMs: WAIT_TIMEOUT_MS });
+            r = await rawRequest(p.port, buildRequest('PUT', '/api/generate', h, body), { timeoutMs: WAIT_TIMEOUT_MS });
             assert.equal(r.status, 200, `${size}: answered after the retry`);
             assert.equal(r.body.toString(), '{}');
             assert.equal(up.closed, 1, `${size}: one close, on the reused connection`);
@@ -271,6 +271,20 @@ itest('a reused upstream connection closed before answering: the request is retr
     }
 });
 
+itest('a POST is never sent twice: the reused connection closed before answering gives 502 (RFC 9110 §9.2.2)', async () => {
+    const up = await staleUpstream();
+    try {
+        const p = await startProxy([], {}, { upstream: up.url });
+        const h = [['Host', hostOf(p.port)], ['Content-Type', 'application/json']];
+        let r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, json({ model: MODEL, prompt: 'warm' })));
+        assert.equal(r.status, 200);
+        r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, json({ model: MODEL, prompt: 'once' })));
+        assert.equal(r.status, 502);
+        assert.equal(up.closed, 1, 'only the reused connection was tried');
+        assert.equal(up.seen.length, 1, 'only the warm-up was answered');
+    } finally { await up.close(); }
+});
+
 itest('the retry happens once: when the fresh connection also closes before answering, 502', async () => {
     const up = await staleUpstream({ onlyFirst: true });
     try {
@@ -278,7 +292,7 @@ itest('the retry happens once: when the fresh connection also closes before answ
         const h = [['Host', hostOf(p.port)], ['Content-Type', 'application/json']];
         let r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, json({ model: MODEL, prompt: 'warm' })));
         assert.equal(r.status, 200);
-        r = await rawRequest(p.port, buildRequest('POST', '/api/generate', h, json({ model: MODEL, prompt: 'two' })));
+        r = await rawRequest(p.port, buildRequest('PUT', '/api/generate', h, json({ model: MODEL, prompt: 'two' })));
         assert.equal(r.status, 502);
         assert.equal(typeof JSON.parse(r.body).error, 'string');
         assert.equal(up.closed, 2, 'the pooled attempt and one fresh attempt, no third');
