@@ -80,7 +80,8 @@ static int on_header_field_complete(llhttp_t *p)
         return -1;
     /* why: a name with whitespace must not reach the client (RFC 9112 §5.1); nginx answers
      * 502 to such a response too */
-    return px_token(h->buf + h->name[h->n], px_hdrs_name_len(h, h->n)) ? 0 : -1;
+    return h->id[h->n] != PX_H_OTHER || px_token(h->buf + h->name[h->n], px_hdrs_name_len(h, h->n))
+           ? 0 : -1;
 }
 
 static int on_header_value_complete(llhttp_t *p)

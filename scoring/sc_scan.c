@@ -785,18 +785,21 @@ static int walk_top_value(sc_scan *s, const char *key, void *arg)
  * options, num_predict, ...) or is not looked at. */
 static int top_key(const char *key)
 {
-    static const char *const names[TK_N] = {
-        [TK_PROMPT] = "prompt", [TK_SYSTEM] = "system", [TK_SUFFIX] = "suffix",
-        [TK_INPUT] = "input", [TK_INSTRUCTIONS] = "instructions", [TK_MESSAGES] = "messages",
-        [TK_IMAGES] = "images", [TK_CONTEXT] = "context", [TK_TOOLS] = "tools",
-        [TK_FUNCTIONS] = "functions", [TK_FORMAT] = "format",
-        [TK_RESPONSE_FORMAT] = "response_format", [TK_THINK] = "think",
-        [TK_REASONING] = "reasoning_effort",
-    };
-    for (int i = 0; i < TK_N; i++)
-        if (key[0] == names[i][0] && strcmp(key, names[i]) == 0)
-            return i;
-    return -1;
+#define K(name, id) (strcmp(key, name) == 0 ? (id) : -1)
+    switch (key[0]) {                   /* why: every key of every body comes here */
+    case 'p': return K("prompt", TK_PROMPT);
+    case 's': return key[1] == 'y' ? K("system", TK_SYSTEM) : K("suffix", TK_SUFFIX);
+    case 'i': return key[1] == 'm' ? K("images", TK_IMAGES)
+                   : key[2] == 'p' ? K("input", TK_INPUT) : K("instructions", TK_INSTRUCTIONS);
+    case 'm': return K("messages", TK_MESSAGES);
+    case 'c': return K("context", TK_CONTEXT);
+    case 't': return key[1] == 'o' ? K("tools", TK_TOOLS) : K("think", TK_THINK);
+    case 'f': return key[1] == 'o' ? K("format", TK_FORMAT) : K("functions", TK_FUNCTIONS);
+    case 'r': return K("response_format", TK_RESPONSE_FORMAT) >= 0 ? TK_RESPONSE_FORMAT
+                   : K("reasoning_effort", TK_REASONING);
+    default: return -1;
+    }
+#undef K
 }
 
 /* to += sign * d, field by field (unsigned wrap-around makes the subtraction exact). */
