@@ -79,6 +79,18 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 kv() { echo "$1" | awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'; }
 to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; print n }'; }
 
+paired() {  # case body requests metric=key...: one `lbload pair` over the three targets; each
+    # metric gets its key's value per target
+    local c=$1 body=$2 n=$3 out line t m
+    shift 3
+    out=$(taskset -c $CLIENT_CPU "$LOAD" pair --ports "${PORT[direct]},${PORT[litebrain]},${PORT[nginx]}" \
+          --body "$body" --requests "$n") || die "$c case failed"
+    for t in $TARGETS; do
+        line=$(echo "$out" | grep "^port ${PORT[$t]} ")
+        for m in "$@"; do echo "$c $t ${m%%=*} $(kv "$line" "${m#*=}")" >>"$R"; done
+    done
+}
+
 # ---- warm-up: every target answers each body once ----
 for t in $TARGETS; do
     for b in small stream solo big; do
@@ -130,24 +142,11 @@ for round in $(seq 1 "$ROUNDS"); do
     # in time than the medians of all rounds are
     echo "small pair rps_ratio $(ratio "${round_rps[litebrain]}" "${round_rps[nginx]}")" >>"$R"
     echo "stream pair ttfb_diff $(sub "${round_ttfb[litebrain]}" "${round_ttfb[nginx]}")" >>"$R"
-    # one stream at a time: paired like the 10 MiB case below — each stream goes to direct,
-    # litebrain, nginx in turn, and the TTFB differences are taken stream by stream
-    out=$(taskset -c $CLIENT_CPU "$LOAD" pair --ports "${PORT[direct]},${PORT[litebrain]},${PORT[nginx]}" \
-          --body "$tmp/solo.json" --requests $SOLO_REQS) || die "one-stream case failed"
-    for t in $TARGETS; do
-        line=$(echo "$out" | grep "^port ${PORT[$t]} ")
-        echo "solo $t ttfb $(kv "$line" ttfb_p50_ms)" >>"$R"
-        echo "solo $t add $(kv "$line" ttfb_added_p50_ms)" >>"$R"
-    done
-    # 10 MiB: paired — each request goes to direct, litebrain, nginx in turn, so the drift of
-    # the box's load (the sim's own JSON parse of 10 MiB varies by ±0.1 s) hits all three alike
-    out=$(taskset -c $CLIENT_CPU "$LOAD" pair --ports "${PORT[direct]},${PORT[litebrain]},${PORT[nginx]}" \
-          --body "$tmp/big.json" --requests $BIG_REQS) || die "10 MiB case failed"
-    for t in $TARGETS; do
-        line=$(echo "$out" | grep "^port ${PORT[$t]} ")
-        echo "big $t lat $(kv "$line" lat_p50_ms)" >>"$R"
-        echo "big $t add $(kv "$line" added_p50_ms)" >>"$R"
-    done
+    # one stream at a time, and 10 MiB: paired — each request goes to direct, litebrain, nginx
+    # in turn, so the drift of the box's load (the sim's own JSON parse of 10 MiB varies by
+    # ±0.1 s) hits all three alike, and the differences are taken request by request
+    paired solo "$tmp/solo.json" $SOLO_REQS ttfb=ttfb_p50_ms add=ttfb_added_p50_ms
+    paired big "$tmp/big.json" $BIG_REQS lat=lat_p50_ms add=added_p50_ms
     echo "bench: round $round done" >&2
 done
 
