@@ -102,6 +102,7 @@ done
 echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct, litebrain, nginx)" >&2
 declare -A round_rps    # this round's small-case req/s per target
 declare -A round_ttfb   # this round's 32-stream TTFB p50 per target
+declare -A round_warm   # this round's back-to-back single-stream TTFB p50 per target
 for round in $(seq 1 "$ROUNDS"); do
     for t in $TARGETS; do
         srv=$(server_pids $t)
@@ -137,11 +138,19 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "stream $t lag99 $(kv "$out" line_lag_p99_ms)" >>"$R"
         echo "stream $t gap $(kv "$out" line_gap_ms)" >>"$R"
         round_ttfb[$t]=$(kv "$out" ttfb_p50_ms)
+        # one stream at a time, back to back on one connection: the warm path (each server
+        # relayed the previous stream's lines 2 ms before)
+        out=$(taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/solo.json" \
+              --conns 1 --requests $SOLO_REQS --interval-ms $((1000 / STREAM_TPS))) \
+              || die "one-stream case on $t failed"
+        round_warm[$t]=$(kv "$out" ttfb_p50_ms)
+        echo "warm $t ttfb ${round_warm[$t]}" >>"$R"
     done
     # why pairs too: the box's speed swings between minutes, and a round's two runs are closer
     # in time than the medians of all rounds are
     echo "small pair rps_ratio $(ratio "${round_rps[litebrain]}" "${round_rps[nginx]}")" >>"$R"
     echo "stream pair ttfb_diff $(sub "${round_ttfb[litebrain]}" "${round_ttfb[nginx]}")" >>"$R"
+    echo "warm pair ttfb_diff $(sub "${round_warm[litebrain]}" "${round_warm[nginx]}")" >>"$R"
     # one stream at a time, and 10 MiB: paired — each request goes to direct, litebrain, nginx
     # in turn, so the drift of the box's load (the sim's own JSON parse of 10 MiB varies by
     # ±0.1 s) hits all three alike, and the differences are taken request by request
@@ -206,6 +215,7 @@ for t in $TARGETS; do
     for m in ttfb ttfb99 lag lag99 gap; do eval "T_${m}_$t=$(med stream $t $m)"; done
     eval "O_ttfb_$t=$(med solo $t ttfb)"
     eval "O_add_$t=$(med solo $t add)"
+    eval "W_ttfb_$t=$(med warm $t ttfb)"
     eval "G_$t=$(med big $t lat)"
     eval "GA_$t=$(med big $t add)"
 done
@@ -215,6 +225,7 @@ done
 lb_ttfb_add=$(sub $T_ttfb_litebrain $T_ttfb_direct); ng_ttfb_add=$(sub $T_ttfb_nginx $T_ttfb_direct)
 lb_solo_add=$O_add_litebrain ng_solo_add=$O_add_nginx
 ttfb_pair=$(med stream pair ttfb_diff)
+warm_pair=$(med warm pair ttfb_diff)
 lb_lag_add=$(sub $T_lag_litebrain $T_lag_direct); ng_lag_add=$(sub $T_lag_nginx $T_lag_direct)
 lb_big_add=$GA_litebrain ng_big_add=$GA_nginx
 errors=$(awk '$3 == "errors"' "$R")
@@ -244,7 +255,9 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | | line lag p50 added ms | — | $lb_lag_add | $ng_lag_add | | | |
 | | line lag p99 ms | $T_lag99_direct | $T_lag99_litebrain | $T_lag99_nginx | | | |
 | | mean gap ms | $T_gap_direct | $T_gap_litebrain | $T_gap_nginx | | | |
-| stream, one at a time ($SOLO_REQS × $SOLO_TOKENS lines, each stream to direct, litebrain, nginx in turn) | TTFB p50 ms | $O_ttfb_direct | $O_ttfb_litebrain | $O_ttfb_nginx | | | |
+| stream, one at a time, back to back ($SOLO_REQS × $SOLO_TOKENS lines; warm) | TTFB p50 ms | $W_ttfb_direct | $W_ttfb_litebrain | $W_ttfb_nginx | | | |
+| | TTFB p50, litebrain − nginx of each round (median of the $ROUNDS pairs) ms | | | | $warm_pair | ≤ 0 | $(verdict $(awk -v d=$warm_pair 'BEGIN{print (d <= 0)}')) |
+| stream, one at a time, paired ($SOLO_REQS × $SOLO_TOKENS lines, each stream to direct, litebrain, nginx in turn; each server idle ~40 ms before its next: cold) | TTFB p50 ms | $O_ttfb_direct | $O_ttfb_litebrain | $O_ttfb_nginx | | | |
 | | TTFB added ms (median of paired differences) | — | $lb_solo_add | $ng_solo_add | $(ratio $lb_solo_add $ng_solo_add) | ≤ nginx | $(verdict $(awk -v a=$lb_solo_add -v b=$ng_solo_add 'BEGIN{print (a <= b)}')) |
 | $LONG_STREAMS long streams open | KiB per stream | — | $M_stream_kib_litebrain | $M_stream_kib_nginx | $(ratio $M_stream_kib_litebrain $M_stream_kib_nginx) | ≤ nginx, ≤ 16 | $(verdict $(awk -v a=$M_stream_kib_litebrain -v b=$M_stream_kib_nginx 'BEGIN{print (a <= b && a <= 16)}')) |
 | | RSS KiB idle → open | — | $M_stream_base_litebrain → $M_stream_rss_litebrain | $M_stream_base_nginx → $M_stream_rss_nginx | | | |
