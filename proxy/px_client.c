@@ -830,17 +830,23 @@ static void next_request(px_conn *c)
 void px_conn_later_cb(evutil_socket_t fd, short what, void *arg)
 {
     px_server *s = arg;
-    px_conn *c = s->later;
+    int turn = 0;                               /* connections waiting when this turn began */
     (void)fd;
     (void)what;
 
-    s->later = NULL;                            /* ones added meanwhile wait for the next turn */
-    for (px_conn *n = c; c; c = n) {
-        n = c->lnext;
+    for (px_conn *c = s->later; c; c = c->lnext)
+        turn++;
+    /* why pop one at a time: the list stays the one conn_free unlinks from, whatever a
+     * request frees; ones added meanwhile count against this turn's budget */
+    while (turn-- > 0 && s->later) {
+        px_conn *c = s->later;
+        s->later = c->lnext;
         c->on_later = 0;
         c->lnext = NULL;
         next_request(c);
     }
+    if (s->later)
+        event_active(s->later_ev, EV_TIMEOUT, 1);
     px_server_maybe_exit(s);
 }
 
