@@ -18,6 +18,7 @@
 static llhttp_settings_t req_settings;          /* static: outlives every parser */
 
 static void conn_free(px_conn *c);
+static void conn_close(px_conn *c);
 static int conn_parse(px_conn *c);
 static void next_request(px_conn *c);
 static void conn_arm(px_conn *c, int kind);
@@ -158,6 +159,7 @@ static void conn_answer(px_conn *c, px_end end, int status, const char *msg, int
     px_req_finish(r, end, status);
     if (close_conn || !r->keepalive || c->srv->draining) {
         c->closing = 1;
+        c->linger = !r->complete;               /* answered before its request was read whole */
         px_sock_read(c->sk, 0);
     }
     px_conn_response_done(c);
@@ -627,7 +629,10 @@ static int conn_parse(px_conn *c)
 static void conn_readcb(px_sock *sk, void *arg)
 {
     px_conn *c = arg;
-    (void)sk;
+    if (c->lingering) {                         /* read and dropped until the client's FIN */
+        evbuffer_drain(sk->in, evbuffer_get_length(sk->in));
+        return;
+    }
     if (c->closing)
         return;
     if (!c->req || c->req->state < RQ_UPSTREAM) {
@@ -650,8 +655,8 @@ static void conn_writecb(px_sock *sk, void *arg)
     }
     if (c->req && c->req->up)
         px_up_resume(c->req->up);
-    if (c->closing && px_sock_pending(sk) == 0)
-        conn_free(c);
+    if (c->closing && !c->lingering && px_sock_pending(sk) == 0)
+        conn_close(c);
 }
 
 /* Client closed or failed.  Mid-exchange this is a cancellation: the upstream connection is
@@ -783,7 +788,7 @@ void px_conn_response_done(px_conn *c)
         px_sock_read(c->sk, 0);
         conn_arm(c, PX_T_IDLE);                 /* bound the flush to a client that stalls */
         if (px_sock_pending(c->sk) == 0)
-            conn_free(c);                       /* c is gone from here on */
+            conn_close(c);                      /* c may be gone from here on */
         px_server_maybe_exit(s);
         return;
     }
@@ -848,6 +853,27 @@ void px_conn_later_cb(evutil_socket_t fd, short what, void *arg)
     if (s->later)
         event_active(s->later_ev, EV_TIMEOUT, 1);
     px_server_maybe_exit(s);
+}
+
+/* The last byte of a closing connection went out: close it, or first linger when the client
+ * may still be sending (an error answered before its request was read whole).  Why linger:
+ * closing a socket with unread bytes, or with more on the way, makes the kernel send a reset,
+ * which can destroy the answer before the client reads it (a 413 to an upload in progress
+ * would show as "connection reset").  Lingering sends our FIN, reads and drops what comes
+ * until the client's FIN or --header-timeout (30 s), then closes; nginx's lingering_close.
+ * Not while draining: the exit must not wait for it. */
+static void conn_close(px_conn *c)
+{
+    if (!c->linger || c->srv->draining || c->sk->fd < 0 || shutdown(c->sk->fd, SHUT_WR) < 0) {
+        conn_free(c);
+        return;
+    }
+    c->linger = 0;
+    c->lingering = 1;
+    if (c->sk->in)
+        evbuffer_drain(c->sk->in, evbuffer_get_length(c->sk->in));
+    px_sock_read(c->sk, 1);
+    conn_arm(c, PX_T_HEADER);
 }
 
 static void conn_free(px_conn *c)

@@ -191,6 +191,8 @@ struct px_conn {
     px_conn *lnext;             /* server's list of connections to parse later */
     unsigned char on_later;     /* 1 while on that list */
     unsigned char held;         /* pipelined input waits until the client took its output */
+    unsigned char linger;       /* when closing: the client may still be sending (see conn_close) */
+    unsigned char lingering;    /* our FIN is sent; input is read and dropped until the peer's */
     char peer_text[INET6_ADDRSTRLEN]; /* client IP for X-Forwarded-For */
 };
 

@@ -2,8 +2,9 @@
 // before its fix): bodiless statuses that carry framing headers, error answers to HEAD, the
 // 100-continue of a chunked upload, field names that are not tokens, Host rules, transfer
 // codings we cannot decode, absolute-form and asterisk-form targets, Connection on several
-// lines, an early answer followed by a reset, a pipelining client that never reads, and
-// upstream connects that fail at once (EMFILE) for many pipelined requests.
+// lines, an early answer followed by a reset, a 413 to an upload still being sent (lingering
+// close), a pipelining client that never reads, and upstream connects that fail at once
+// (EMFILE) for many pipelined requests.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -191,6 +192,26 @@ itest('an upstream that answers early and resets: its answer reaches the client,
             assert.equal(r.status, 413, `round ${i}`);
             assert.equal(up.heads.slice(n).filter((h) => h.startsWith('POST')).length, 1, `round ${i}: sent once`);
         }
+    } finally { await up.close(); }
+});
+
+itest('a 413 to an upload in progress arrives intact: the proxy lingers instead of resetting', async () => {
+    const up = await scriptedUpstream((head, sock) => ok(sock));
+    try {
+        const p = await startProxy(['--max-body', '1KiB'], {}, { upstream: up.url });
+        const c = await RawClient.connect(p.port);
+        try {
+            await c.write(`POST /api/generate HTTP/1.1\r\nHost: ${hostOf(p.port)}\r\nContent-Length: ${8 << 20}\r\n\r\n`);
+            const r = await c.readResponse();
+            assert.equal(r.status, 413);
+            assert.equal(r.header('connection'), 'close');
+            // the client goes on sending the body it announced; a reset would fail these writes
+            for (let i = 0; i < 16; i++) await c.write(Buffer.alloc(256 << 10, 0x61));
+            c.sock.end();
+            await c.waitClose();
+            assert.equal(c.error, null, `the client saw ${c.error && c.error.code}`);
+            assert.equal(up.heads.length, 0);
+        } finally { c.destroy(); }
     } finally { await up.close(); }
 });
 
