@@ -159,7 +159,9 @@ static void conn_answer(px_conn *c, px_end end, int status, const char *msg, int
     px_req_finish(r, end, status);
     if (close_conn || !r->keepalive || c->srv->draining) {
         c->closing = 1;
-        c->linger = !r->complete;               /* answered before its request was read whole */
+        /* linger when a request was under way and not read whole (not for a connection refused
+         * at accept, over --max-connections: that would hold descriptors during overload) */
+        c->linger = !r->complete && (r->state > RQ_HEAD || r->method[0] || r->target_len);
         px_sock_read(c->sk, 0);
     }
     px_conn_response_done(c);
