@@ -234,8 +234,10 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     px_req *r = CONN(p)->req;
     char *t;
 
-    if (head_bytes(CONN(p), n) < 0)
+    if (head_bytes(CONN(p), n) < 0) {
+        CONN(p)->err_status = 414;              /* the target itself broke the limit (RFC 9112 §3) */
         return -1;
+    }
     if (px_grow(&r->target, &r->target_cap, r->target_len + n + 1, PX_TARGET_INITIAL,
                 SIZE_MAX) < 0)
         return -1;
