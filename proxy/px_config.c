@@ -43,7 +43,7 @@ static const px_opt opts[] = {
      "no upstream byte this long mid-response: 504 / cut"},
     {"--max-connections", "LITEBRAIN_MAX_CONNECTIONS", "4096", OPT_COUNT,
      "client connections beyond get 503 and close"},
-    {"--max-header-bytes", "LITEBRAIN_MAX_HEADER_BYTES", "65536", OPT_SIZE, "request head larger: 431"},
+    {"--max-header-bytes", "LITEBRAIN_MAX_HEADER_BYTES", "65536", OPT_SIZE, "request head larger: 431 (414 when the target alone is)"},
     {"--log-level", "LITEBRAIN_LOG_LEVEL", "info", OPT_LEVEL, "debug | info | warn | error"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
