@@ -227,22 +227,24 @@ static void tok_feed(const sc_kwset *kw, sc_tok *t, sc_sink *k, int cl, uint8_t 
     }
 }
 
-/* Bytes (2 or 3) of the Unicode space character whose UTF-8 starts at q, or 0: the raw forms
- * of the code points escaped_class calls spaces (U+00A0, U+1680, U+2000..U+200A, U+2028,
- * U+2029, U+202F, U+205F, U+3000), so a space counts the same written either way. */
+/* 1 for the non-ASCII code points that separate words: U+00A0, U+1680, U+2000..U+200A,
+ * U+2028, U+2029, U+202F, U+205F, U+3000. */
+static int unicode_space(long v)
+{
+    return v == 0xa0 || v == 0x1680 || (v >= 0x2000 && v <= 0x200a) || v == 0x2028 ||
+           v == 0x2029 || v == 0x202f || v == 0x205f || v == 0x3000;
+}
+
+/* Bytes (2 or 3) of the Unicode space whose UTF-8 starts at q (a lead byte), or 0, so a space
+ * counts the same written raw or as a \u escape. */
 static size_t utf8_space(const uint8_t *q, const uint8_t *end)
 {
-    uint32_t v;
-
-    if (q[0] == 0xc2)
-        return end - q >= 2 && q[1] == 0xa0 ? 2 : 0;
-    if (end - q < 3)
-        return 0;
-    v = (uint32_t)q[0] << 16 | (uint32_t)q[1] << 8 | q[2];
-    if (v == 0xe19a80 || (v >= 0xe28080 && v <= 0xe2808a) || v == 0xe280a8 || v == 0xe280a9 ||
-        v == 0xe280af || v == 0xe2819f || v == 0xe38080)
-        return 3;
-    return 0;
+    if (q[0] < 0xe0)                    /* two bytes: 110xxxxx 10xxxxxx */
+        return end - q >= 2 && (q[1] & 0xc0) == 0x80 &&
+               unicode_space((long)(q[0] & 0x1f) << 6 | (q[1] & 0x3f)) ? 2 : 0;
+    return end - q >= 3 && (q[1] & 0xc0) == 0x80 && (q[2] & 0xc0) == 0x80 &&
+           unicode_space((long)(q[0] & 0x0f) << 12 | (long)(q[1] & 0x3f) << 6 | (q[2] & 0x3f))
+           ? 3 : 0;
 }
 
 /* Class of a code unit from a \u escape. */
@@ -253,8 +255,7 @@ static int escaped_class(long v, uint8_t *lc)
         if (v <= 0x20) return C_SPACE;      /* \n, \t, ... and the space itself */
         return sc_cls[v] == C_ALNUM ? C_ALNUM : C_OTHER;
     }
-    if (v == 0xa0 || v == 0x1680 || (v >= 0x2000 && v <= 0x200a) || v == 0x2028 ||
-        v == 0x2029 || v == 0x202f || v == 0x205f || v == 0x3000)
+    if (unicode_space(v))
         return C_SPACE;
     if (v >= 0x3000 && v <= 0xd7ff) return C_CJK;
     return C_HIGH;
@@ -751,34 +752,45 @@ typedef struct sc_top {
     size_t modellen;            /* its capacity */
 } sc_top;
 
-static int walk_top_value(sc_scan *s, const char *key, void *arg)
+/* A top-level member whose key top_key does not track: the model, and values that simply
+ * overwrite (options, num_predict ...); the rest is skipped. */
+static int walk_untracked(sc_scan *s, const char *key, void *arg)
 {
     sc_top *t = arg;
     int c = peek(s);
-    /* why the first byte first: every top-level key of every body goes down this chain, and a
+    /* why the first byte first: every untracked key of every body goes down this chain, and a
      * call to strcmp per candidate was ~2 % of a small request */
 #define IS(name) (key[0] == (name)[0] && strcmp(key, name) == 0)
     if (IS("model") && c == '"') { s->p++; return copy_string(s, t->model, t->modellen); }
-    if (IS("prompt") || IS("system") || IS("suffix") ||
-        IS("input") || IS("instructions")) {
-        sc_textarg a = { &s->n.cur, 0 };
-        return walk_text(s, NULL, &a);
-    }
-    if (IS("messages")) return walk_messages(s);
-    if (IS("images")) return walk_images(s);
-    if (IS("context") && c == '[') return each_element(s, count_element, &s->n.ctx);
     if (IS("options") && c == '{') return each_member(s, walk_options, NULL);
-    if ((IS("tools") || IS("functions")) && c == '[')
-        return each_element(s, count_element, &s->n.tools);
-    if (IS("num_predict") || IS("max_tokens") ||
-        IS("max_completion_tokens"))
+    if (IS("num_predict") || IS("max_tokens") || IS("max_completion_tokens"))
         return read_number(s, &s->num_predict);
-    if (IS("format") && c == '{') { s->n.schema++; return skip_value(s); }
-    if (IS("response_format") && c == '{')
-        return each_member(s, walk_response_format, NULL);
-    if (IS("think") || IS("reasoning_effort")) return walk_think(s);
 #undef IS
     return skip_value(s);
+}
+
+/* The value of the tracked top-level key id (TK_*). */
+static int walk_tracked(sc_scan *s, int id)
+{
+    int c = peek(s);
+    sc_textarg a = { &s->n.cur, 0 };
+
+    switch (id) {
+    case TK_PROMPT: case TK_SYSTEM: case TK_SUFFIX: case TK_INPUT: case TK_INSTRUCTIONS:
+        return walk_text(s, NULL, &a);
+    case TK_MESSAGES: return walk_messages(s);
+    case TK_IMAGES: return walk_images(s);
+    case TK_CONTEXT: return c == '[' ? each_element(s, count_element, &s->n.ctx) : skip_value(s);
+    case TK_TOOLS: case TK_FUNCTIONS:
+        return c == '[' ? each_element(s, count_element, &s->n.tools) : skip_value(s);
+    case TK_FORMAT:
+        if (c == '{')
+            s->n.schema++;
+        return skip_value(s);
+    case TK_RESPONSE_FORMAT:
+        return c == '{' ? each_member(s, walk_response_format, NULL) : skip_value(s);
+    default: return walk_think(s);       /* TK_THINK, TK_REASONING */
+    }
 }
 
 /* The TK_ id of a top-level key, or -1 for keys whose value simply overwrites (model,
@@ -826,9 +838,9 @@ static int walk_top(sc_scan *s, const char *key, void *arg)
     sc_counts before, d;
 
     if (id < 0)
-        return walk_top_value(s, key, arg);
+        return walk_untracked(s, key, arg);
     before = s->n;
-    if (walk_top_value(s, key, arg) < 0)
+    if (walk_tracked(s, id) < 0)
         return -1;
     d = s->n;
     counts_add(&d, &before, -1);
