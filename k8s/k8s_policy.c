@@ -261,24 +261,26 @@ static int64_t ceil_whole(double v)
     return (int64_t)(fabs(v - r) <= fmax(K8S_CEIL_EPS, v * K8S_CEIL_REL) ? r : ceil(v));
 }
 
-/* CPU quantity -> millicores (rounded up); -1 when unreadable or out of range. */
-int64_t k8s_cpu_parse(const char *s)
+/* Quantity s in units of 1/per of its base unit, rounded up; -1 unreadable or out of range. */
+static int64_t qty_in(const char *s, double per)
 {
-    double v = sc_quantity(s) * 1000.0;
+    double v = sc_quantity(s) * per;
 
     if (v < 0 || v >= SC_QTY_LIMIT)
         return -1;
     return ceil_whole(v);
 }
 
+/* CPU quantity -> millicores (rounded up); -1 when unreadable or out of range. */
+int64_t k8s_cpu_parse(const char *s)
+{
+    return qty_in(s, 1000.0);
+}
+
 /* Memory quantity -> bytes (rounded up); -1 when unreadable or out of range. */
 int64_t k8s_mem_parse(const char *s)
 {
-    double v = sc_quantity(s);
-
-    if (v < 0 || v >= SC_QTY_LIMIT)
-        return -1;
-    return ceil_whole(v);
+    return qty_in(s, 1.0);
 }
 
 /* Millicores -> "4" when whole cores, else "1500m". */
