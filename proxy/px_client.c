@@ -289,10 +289,7 @@ static int on_header_field_complete(llhttp_t *p)
         CONN(p)->err_status = 431;
         return -1;
     }
-    /* why: llhttp 8 lets whitespace into names it does not track ("Host : x"); such a name
-     * would pass the Host rewrite and the hop-by-hop filter (RFC 9112 §5.1: 400) */
-    if (h->id[h->n] == PX_H_OTHER &&           /* a known name matched a token exactly */
-        !px_token(h->buf + h->name[h->n], px_hdrs_name_len(h, h->n))) {
+    if (!px_hdrs_name_ok(h)) {                  /* "Host : x" and the like: 400 */
         CONN(p)->err_status = 400;
         return -1;
     }

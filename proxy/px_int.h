@@ -263,7 +263,7 @@ const char *px_hdrs_find(const px_hdrs *h, int id);
 int px_hdr_id(const char *name, size_t len);
 int px_header_listed(const char *list, const char *name);
 int px_method_idempotent(const char *m);
-int px_token(const char *s, size_t n);
+int px_hdrs_name_ok(const px_hdrs *h);
 int px_host_valid(const char *v);
 int px_te_chunked_only(const px_hdrs *h);
 int px_hop_by_hop(int id);

@@ -78,10 +78,7 @@ static int on_header_field_complete(llhttp_t *p)
 
     if (px_hdrs_end_piece(h, 0) < 0)
         return -1;
-    /* why: a name with whitespace must not reach the client (RFC 9112 §5.1); nginx answers
-     * 502 to such a response too */
-    return h->id[h->n] != PX_H_OTHER || px_token(h->buf + h->name[h->n], px_hdrs_name_len(h, h->n))
-           ? 0 : -1;
+    return px_hdrs_name_ok(h) ? 0 : -1;         /* nginx answers 502 to such a response too */
 }
 
 static int on_header_value_complete(llhttp_t *p)
