@@ -2,14 +2,14 @@
 # bench.sh — litebrain-proxy vs nginx vs direct, same machine, same upstream (ollama-sim), one
 # run, rounds interleaved, medians printed as ratios.  Started by `make bench` (which builds
 # everything first); see bench/README.md for what each case measures and how it is pinned.
-#   BENCH_ROUNDS (5)  BENCH_SECONDS (5)  LB_BUILD (build)  BENCH_SCORING (file with the output
+#   BENCH_ROUNDS (6)  BENCH_SECONDS (5)  LB_BUILD (build)  BENCH_SCORING (file with the output
 #   of `make bench-scoring`, optional)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 . bench/lib.sh
 B=${LB_BUILD:-build}
 PROXY=$B/litebrain-proxy SIM=$B/ollama-sim LOAD=$B/lbload
-ROUNDS=${BENCH_ROUNDS:-5} SECS=${BENCH_SECONDS:-5}
+ROUNDS=${BENCH_ROUNDS:-6} SECS=${BENCH_SECONDS:-5}
 HZ=$(getconf CLK_TCK)   # /proc/*/stat ticks per second
 SMALL_CONNS=64          # wrk connections for the small case
 STREAM_CONNS=32         # concurrent streams in the streaming case
@@ -99,12 +99,17 @@ for t in $TARGETS; do
     done
 done
 
-echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct, litebrain, nginx)" >&2
+echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct first, then litebrain and nginx, their order swapped every other round)" >&2
 declare -A round_rps    # this round's small-case req/s per target
 declare -A round_ttfb   # this round's 32-stream TTFB p50 per target
 declare -A round_warm   # this round's back-to-back single-stream TTFB p50 per target
 for round in $(seq 1 "$ROUNDS"); do
-    for t in $TARGETS; do
+    # why swap: on 2 cores the unpinned sim is where the previous target left it, and the
+    # target right after direct finds it on the clients' core (measured: ~0.1 ms more TTFB
+    # for whichever proxy goes second), so each proxy goes second in half the rounds
+    order=$TARGETS
+    [ $((round % 2)) -eq 0 ] && order="direct nginx litebrain"
+    for t in $order; do
         srv=$(server_pids $t)
         c0=($([ -n "$srv" ] && cpu_ticks $srv)) b0=($(box_ticks))
         out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \

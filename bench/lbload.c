@@ -13,7 +13,8 @@
  *       sits idle, kept alive).  Prints "ready N", keeps reading until stdin closes, exits.
  *   lbload pair --ports P1,P2,... --body FILE [--requests R]
  *       R times: one request to each port in turn (one keep-alive connection per port), so slow
- *       drift of the machine's load hits every port alike.  Prints per port the median latency
+ *       drift of the machine's load hits every port alike; the first port always goes first,
+ *       the others in reverse order every other time.  Prints per port the median latency
  *       and TTFB, and the medians of their paired differences against the first port.
  *   lbload soak --port P --body SMALL --stream FILE --cancel FILE [--conns C] [--requests N]
  *       N requests over C connections, mixed 6:3:1 — SMALL answered whole, FILE streamed to the
@@ -469,8 +470,11 @@ static int pair(const int *ports, int np, int nreq, const char *body)
             return 2;
     }
     for (int r = 0; r < nreq; r++) {
-        for (int k = 0; k < np; k++) {
-            int st = 0, rc;
+        for (int i = 0; i < np; i++) {
+            /* why every other round backwards: on 2 cores, where the previous request left
+             * the unpinned upstream decides a cold request's latency by ~0.1 ms, so each
+             * port must follow each other one equally often */
+            int k = r % 2 && i > 0 ? np - i : i, st = 0, rc;
             lb_req = reqs[k];
             lb_reqlen = lens[k];
             next_request(&cs[k]);
