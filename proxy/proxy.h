@@ -101,8 +101,9 @@ typedef struct px_req_view {
 /* Hooks; every one optional.  ud is the hooks' own state; hook_data is a per-request slot
  * (initially NULL) the hooks own and must free in on_finish. */
 typedef struct px_hooks {
-    /* Body complete, before forwarding.  May add response headers through *extra_headers
-     * ("Name: value\r\n..." written into a buffer of extra_cap bytes). */
+    /* Body complete, right after the request was handed upstream (before any of its answer is
+     * read).  May add response headers through *extra_headers ("Name: value\r\n..." written
+     * into a buffer of extra_cap bytes). */
     void (*on_request)(void *ud, void **hook_data, const px_req_view *v,
                        const char *body, size_t len, char *extra_headers, size_t extra_cap);
     /* Upstream response head parsed (v->status is the upstream status, v->t_head set). */

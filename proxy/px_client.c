@@ -3,7 +3,7 @@
  *
  * Data path: socket → px_sock input → llhttp (paused at the end of the head and of the
  * message, so we know exactly which bytes were head, body, or the next pipelined request) →
- * px_req (headers + buffered body) → hooks.on_request → upstream request → px_upstream.c. */
+ * px_req (headers + buffered body) → upstream request → px_upstream.c, then hooks.on_request. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -482,7 +482,8 @@ static int drop_request_header(const px_hdrs *h, int i, const char *conn_hdr)
 }
 
 /* Build the upstream request (Host rewritten, hop-by-hop dropped, X-Forwarded-For appended,
- * body framed with Content-Length) and hand it to the upstream side. */
+ * body framed with Content-Length), hand it to the upstream side, then run hooks.on_request
+ * (scoring). */
 static void req_dispatch(px_conn *c)
 {
     px_server *s = c->srv;
@@ -490,7 +491,7 @@ static void req_dispatch(px_conn *c)
     const char *conn_hdr = px_hdrs_find(&r->hdrs, PX_H_CONNECTION);
     struct evbuffer *out = r->upreq = px_buf_get();
     px_head h;
-    int i, xff = 0;
+    int i, xff = 0, sent;
 
     if (!out) {
         conn_error(c, 502, "proxy out of memory", 1);
@@ -499,10 +500,6 @@ static void req_dispatch(px_conn *c)
     conn_arm(c, PX_T_NONE);
     r->state = RQ_UPSTREAM;
     s->inflight++;
-    if (s->hooks.on_request) {
-        s->hooks.on_request(s->hooks.ud, &r->hook_data, &r->v, r->body, r->body_len, r->extra,
-                            sizeof r->extra);
-    }
     px_head_begin(&h, out);
     px_head_add(&h, r->method, strlen(r->method));
     px_head_add(&h, " ", 1);
@@ -541,7 +538,15 @@ static void req_dispatch(px_conn *c)
         evbuffer_add_reference(out, r->body, r->body_len, NULL, NULL);
     }
     r->v.t_sent = px_now();
-    px_up_dispatch(s, r);
+    sent = px_up_dispatch(s, r);
+    /* why after: the score goes only into the answer's head, so the request leaves first and
+     * Ollama starts on it while the body is scored (a 10 MiB body takes ~2 ms to score) */
+    if (s->hooks.on_request) {
+        s->hooks.on_request(s->hooks.ud, &r->hook_data, &r->v, r->body, r->body_len, r->extra,
+                            sizeof r->extra);
+    }
+    if (sent < 0)
+        px_conn_upstream_failed(c, PX_END_UPSTREAM_CONNECT, 502, "upstream unreachable");
 }
 
 /* ---------- reading ---------- */

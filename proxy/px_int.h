@@ -315,7 +315,7 @@ void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg
 void px_server_maybe_exit(px_server *s);
 
 /* px_upstream.c */
-void px_up_dispatch(px_server *s, px_req *r);
+int px_up_dispatch(px_server *s, px_req *r);
 void px_up_abort(px_up *u);
 void px_up_resume(px_up *u);
 void px_up_pool_free(px_server *s);

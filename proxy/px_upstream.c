@@ -364,7 +364,8 @@ static void up_eventcb(px_sock *sk, short what, void *arg)
         r->up = NULL;
         u->req = NULL;
         up_free(u);
-        px_up_dispatch(s, r);
+        if (px_up_dispatch(s, r) < 0)
+            px_conn_upstream_failed(r->conn, PX_END_UPSTREAM_CONNECT, 502, "upstream unreachable");
         return;
     }
     if (!u->head_done)
@@ -451,9 +452,10 @@ static px_up *up_new(px_server *s)
     return u;
 }
 
-/* Send r's request upstream on a pooled connection, or a new one.  Failures are reported to
- * the client side (502), possibly before this returns. */
-void px_up_dispatch(px_server *s, px_req *r)
+/* Send r's request upstream on a pooled connection, or a new one.  Returns 0 when a connection
+ * took it (its failures are reported to the client side later, from the loop), -1 when no
+ * connection could be made: nothing is answered then, the caller answers. */
+int px_up_dispatch(px_server *s, px_req *r)
 {
     px_up *u = NULL;
 
@@ -465,10 +467,8 @@ void px_up_dispatch(px_server *s, px_req *r)
         up_arm(u, -1);
     } else {
         u = up_new(s);
-        if (!u) {
-            px_conn_upstream_failed(r->conn, PX_END_UPSTREAM_CONNECT, 502, "upstream unreachable");
-            return;
-        }
+        if (!u)
+            return -1;
     }
     u->next = NULL;
     u->req = r;
@@ -478,6 +478,7 @@ void px_up_dispatch(px_server *s, px_req *r)
     u->parser.data = u;
     px_sock_read(u->sk, 1);
     px_sock_send_ref(u->sk, r->upreq);          /* sent now if connected, else on connect */
+    return 0;
 }
 
 /* The client went away (or the exchange is being torn down): close u at once, which is what

@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { after } from 'node:test';
 import {
-    PROXY_BIN, RawClient, buildRequest, hostOf, itest, rawRequest, startProxy, stopAll,
+    PROXY_BIN, RawClient, buildRequest, hostOf, httpGet, itest, rawRequest, startProxy, stopAll,
     WAIT_TIMEOUT_MS,
 } from './harness.mjs';
 
@@ -262,16 +262,28 @@ itest('many pipelined requests whose upstream connects fail at once (EMFILE): a 
             await new Promise((res) => f.on('connect', res));
         }
         await waitLog((o) => o.msg === 'accept paused', 'the listener to pause at EMFILE');
-        const N = 3000;
-        await a.write(get(port, '/api/tags').toString('latin1').repeat(N));
-        await a.waitFor((c) => c.closed || (c.buf.toString('latin1').match(/HTTP\/1\.1 502 /g) || []).length >= N,
-            60000, `${N} answers`);
-        assert.equal((a.buf.toString('latin1').match(/HTTP\/1\.1 502 /g) || []).length, N);
+        const N = 3000, M = 20;                 // M scored requests: scored after the failed send
+        const gen = buildRequest('POST', '/api/generate', [['Host', hostOf(port)]],
+            '{"model":"m","prompt":"refactor the design"}');
+        await a.write(get(port, '/api/tags').toString('latin1').repeat(N) + gen.toString('latin1').repeat(M));
+        await a.waitFor((c) => c.closed || (c.buf.toString('latin1').match(/HTTP\/1\.1 502 /g) || []).length >= N + M,
+            60000, `${N + M} answers`);
+        assert.equal((a.buf.toString('latin1').match(/HTTP\/1\.1 502 /g) || []).length, N + M);
         assert.equal(px.exitCode, null, 'the proxy is still running');
         assert.equal(px.signalCode, null);
         // the listener pauses instead of spinning: a handful of "accept paused" lines, not thousands
         assert.ok(logs.filter((o) => o.msg === 'accept paused' || o.msg === 'accept failed').length < 200);
         a.destroy();
+        for (const f of fillers) f.destroy();
+        // every request was counted once and scored once, and none is left in flight
+        const { metrics_port: mport } = logs.find((o) => o.msg === 'listening');
+        const m = await httpGet(mport, '/metrics');   // queued in the backlog until accepted
+        const val = (re) => Number((re.exec(m.body) || [])[1]);
+        assert.equal(val(/^litebrain_active_requests (\S+)$/m), 0);
+        assert.equal(val(/^litebrain_request_complexity_count (\S+)$/m), M);
+        const by502 = [...m.body.matchAll(/^litebrain_requests_total\{[^}]*status="502"[^}]*\} (\S+)$/gm)]
+            .reduce((s, x) => s + Number(x[1]), 0);
+        assert.equal(by502, N + M);
     } finally {
         for (const f of fillers) f.destroy();
         px.kill('SIGKILL');
