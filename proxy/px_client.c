@@ -152,7 +152,7 @@ static void conn_answer(px_conn *c, px_end end, int status, const char *msg, int
     if (r->head_sent) {                         /* mid-response: nothing to say, just cut */
         close_conn = 1;
     } else {
-        px_error_response(c->sk->out, status, v1, msg,
+        px_error_response(c->sk->out, status, v1, msg, r->extra,
                           close_conn || !r->keepalive || c->srv->draining, r->is_head);
         r->head_sent = 1;
     }
@@ -205,6 +205,36 @@ static int on_message_begin(llhttp_t *p)
     return 0;
 }
 
+/* Paths that lead to /v1/... for clients whose base URL lacks /v1. */
+static const char *const aliases[] = {"/chat/completions", "/completions", "/embeddings",
+                                      "/models", NULL};
+#define PX_V1_PREFIX_MAX 32     /* bytes of a target enough to tell /v1/... (and the aliases) */
+
+/* 1 when the request-target t (len bytes, possibly only its start) names an OpenAI-compatible
+ * path: /v1/... or one of the aliases; an absolute-form target is judged past its authority. */
+static int target_v1(const char *t, size_t len)
+{
+    const char *end = t + len;
+    size_t skip = len >= 7 && strncasecmp(t, "http://", 7) == 0 ? 7 :
+                  len >= 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+
+    if (skip) {
+        t = memchr(t + skip, '/', len - skip);
+        if (!t)
+            return 0;
+        len = (size_t)(end - t);
+    }
+    if (len >= 4 && memcmp(t, "/v1/", 4) == 0)
+        return 1;
+    for (int i = 0; aliases[i]; i++) {
+        size_t al = strlen(aliases[i]);
+        if (len >= al && memcmp(t, aliases[i], al) == 0 &&
+            (len == al || t[al] == '/' || t[al] == '?'))
+            return 1;
+    }
+    return 0;
+}
+
 /* Count request-line bytes against the head limit (the headers count in px_hdrs). */
 static int head_bytes(px_conn *c, size_t n)
 {
@@ -222,6 +252,7 @@ static int on_method(llhttp_t *p, const char *at, size_t n)
     size_t have = strlen(r->method);
     if (have + n >= sizeof r->method) {
         CONN(p)->err_status = 501;
+        CONN(p)->err_msg = "unsupported method";
         return -1;
     }
     memcpy(r->method + have, at, n);
@@ -235,7 +266,14 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     char *t;
 
     if (head_bytes(CONN(p), n) < 0) {
-        CONN(p)->err_status = 414;              /* the target itself broke the limit (RFC 9112 §3) */
+        /* why look at its start: the 431 takes the OpenAI shape on /v1/... too */
+        char start[PX_V1_PREFIX_MAX];
+        size_t k = r->target_len < sizeof start ? r->target_len : sizeof start;
+        size_t m = n < sizeof start - k ? n : sizeof start - k;
+        if (k)
+            memcpy(start, r->target, k);
+        memcpy(start + k, at, m);
+        r->v.is_v1 = target_v1(start, k + m);
         return -1;
     }
     if (px_grow(&r->target, &r->target_cap, r->target_len + n + 1, PX_TARGET_INITIAL,
@@ -351,8 +389,6 @@ static int origin_form(px_req *r)
 /* Rewrite the target: aliases for clients whose base URL lacks /v1, and remember the path. */
 static int set_target(px_req *r)
 {
-    static const char *const aliases[] = {"/chat/completions", "/completions", "/embeddings",
-                                          "/models", NULL};
     char *q;
     size_t plen;
     int i, maybe_alias;
@@ -392,6 +428,17 @@ static int set_target(px_req *r)
     return 0;
 }
 
+/* The request-target is complete: rewrite it now (origin-form, aliases), so that an error in
+ * the header section already answers in the OpenAI shape on /v1/... */
+static int on_url_complete(llhttp_t *p)
+{
+    if (set_target(CONN(p)->req) < 0) {
+        CONN(p)->err_status = 400;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     px_conn *c = CONN(p);
@@ -403,13 +450,14 @@ static int on_headers_complete(llhttp_t *p)
     r->is_head = llhttp_get_method(p) == HTTP_HEAD;
     r->has_body = px_hdrs_find(&r->hdrs, PX_H_CONTENT_LENGTH) ||
                   px_hdrs_find(&r->hdrs, PX_H_TRANSFER_ENCODING);
-    if (set_target(r) < 0 || !host_ok(r) ||
+    if (!host_ok(r) ||
         (r->http10 && (p->flags & F_TRANSFER_ENCODING))) {  /* RFC 9112 §6.1: faulty framing */
         c->err_status = 400;
         return -1;
     }
     if ((p->flags & F_TRANSFER_ENCODING) && !px_te_chunked_only(&r->hdrs)) {
         c->err_status = 501;                    /* a coding we would pass on undecoded */
+        c->err_msg = "unsupported transfer coding";
         return -1;
     }
     if (r->has_body && (p->flags & F_CONTENT_LENGTH) && p->content_length > cfg->max_body) {
@@ -566,10 +614,10 @@ static int feed(px_conn *c, const char *p, size_t len, size_t *used)
         int st = c->err_status ? c->err_status : 400;
         px_log(PX_LOG_DEBUG, "bad request", "\"status\":%d,\"llhttp\":\"%s\"", st,
                llhttp_errno_name(e));
-        conn_error(c, st, st == 413 ? "request body too large" :
+        conn_error(c, st, c->err_msg ? c->err_msg :
+                          st == 413 ? "request body too large" :
                           st == 431 ? "request header fields too large" :
-                          st == 417 ? "unsupported expectation" :
-                          st == 501 ? "unsupported method" : "malformed HTTP request", 1);
+                          st == 417 ? "unsupported expectation" : "malformed HTTP request", 1);
         return -1;
     }
     if (in_head && px_bad_line_ends(p, *used, &c->last_byte)) {
@@ -987,6 +1035,7 @@ void px_client_init(void)
     req_settings.on_message_begin = on_message_begin;
     req_settings.on_method = on_method;
     req_settings.on_url = on_url;
+    req_settings.on_url_complete = on_url_complete;
     req_settings.on_header_field = on_header_field;
     req_settings.on_header_value = on_header_value;
     req_settings.on_header_field_complete = on_header_field_complete;

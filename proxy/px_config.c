@@ -32,7 +32,7 @@ static const px_opt opts[] = {
      "metrics/health/debug port (binds 0.0.0.0)"},
     {"--metrics-listen", "LITEBRAIN_METRICS_LISTEN", "", OPT_ADDR,
      "full metrics address instead, e.g. 127.0.0.1:9090"},
-    {"--policy", "LITEBRAIN_POLICY", "", OPT_STR, "scaling policy JSON file (default: built-in seed)"},
+    {"--policy", "LITEBRAIN_POLICY", "", OPT_STR, "scaling policy JSON file; none: the built-in seed"},
     {"--controller", "LITEBRAIN_CONTROLLER", "auto", OPT_MODE, "off | dry-run | on | auto"},
     {"--max-body", "LITEBRAIN_MAX_BODY", "64MiB", OPT_SIZE, "request body limit (413 beyond)"},
     {"--drain-seconds", "LITEBRAIN_DRAIN_SECONDS", "25", OPT_SECS0, "SIGTERM drain window"},
@@ -43,7 +43,7 @@ static const px_opt opts[] = {
      "no upstream byte this long mid-response: 504 / cut"},
     {"--max-connections", "LITEBRAIN_MAX_CONNECTIONS", "4096", OPT_COUNT,
      "client connections beyond get 503 and close"},
-    {"--max-header-bytes", "LITEBRAIN_MAX_HEADER_BYTES", "65536", OPT_SIZE, "request head larger: 431 (414 when the target alone is)"},
+    {"--max-header-bytes", "LITEBRAIN_MAX_HEADER_BYTES", "65536", OPT_SIZE, "request head larger: 431"},
     {"--log-level", "LITEBRAIN_LOG_LEVEL", "info", OPT_LEVEL, "debug | info | warn | error"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -308,7 +308,7 @@ int px_config_load(px_config *c, int argc, char **argv, char *check_policy, size
                    char *err, size_t errlen)
 {
     size_t i;
-    int a;
+    int a, port_flag = 0, listen_flag = 0;
 
     memset(c, 0, sizeof *c);
     check_policy[0] = '\0';
@@ -354,7 +354,11 @@ int px_config_load(px_config *c, int argc, char **argv, char *check_policy, size
         }
         if (apply(c, o, val, o->flag, err, errlen) < 0)
             return 2;
+        port_flag |= strcmp(o->flag, "--metrics-port") == 0;
+        listen_flag |= strcmp(o->flag, "--metrics-listen") == 0;
     }
+    if (port_flag && !listen_flag)
+        c->metrics_listen[0] = '\0';           /* the flag wins over LITEBRAIN_METRICS_LISTEN */
     if (!c->metrics_listen[0])
         snprintf(c->metrics_listen, sizeof c->metrics_listen, "0.0.0.0:%d", c->metrics_port);
     return 0;

@@ -429,9 +429,10 @@ const char *px_reason(int status)
 }
 
 /* An error the proxy answers itself, in Ollama's JSON shape ({"error":"..."}) or, for /v1 paths,
- * OpenAI's ({"error":{"message":...,"type":...}}).  msg must be JSON-safe. */
-void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close,
-                       int head_only)
+ * OpenAI's ({"error":{"message":...,"type":...}}).  msg must be JSON-safe; extra is header
+ * lines ("Name: value\r\n"...) to add, or "" (a scored request's X-LiteBrain-* headers). */
+void px_error_response(struct evbuffer *out, int status, int v1, const char *msg,
+                       const char *extra, int close, int head_only)
 {
     char body[512];
     int n;
@@ -444,8 +445,8 @@ void px_error_response(struct evbuffer *out, int status, int v1, const char *msg
         n = snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
-                        "Content-Length: %d\r\n%s\r\n",
-                        status, px_reason(status), n, close ? "Connection: close\r\n" : "");
+                        "Content-Length: %d\r\n%s%s\r\n",
+                        status, px_reason(status), n, extra, close ? "Connection: close\r\n" : "");
     if (!head_only)                             /* a HEAD request's answer has no content */
         evbuffer_add(out, body, (size_t)n);
 }

@@ -185,7 +185,8 @@ struct px_conn {
     px_conn *tprev, *tnext;     /* timeout list (see conn_arm) */
     double deadline;            /* when the armed timeout expires */
     signed char tlist;          /* timeout list c is on (PX_T_*), -1 none */
-    int err_status;             /* status a parser callback asked for (413/431/417) */
+    int err_status;             /* status a parser callback asked for (413/431/417/501) */
+    const char *err_msg;        /* its text; NULL: the status's usual one */
     int closing;                /* close once the output has drained */
     int last_byte;              /* last head byte seen (line-end checks across reads) */
     px_conn *lnext;             /* server's list of connections to parse later */
@@ -276,8 +277,8 @@ void px_head_header(px_head *h, const char *name, const char *value);
 void px_head_line(px_head *h, const px_hdrs *hd, int i);
 void px_head_end(px_head *h);
 const char *px_reason(int status);
-void px_error_response(struct evbuffer *out, int status, int v1, const char *msg, int close,
-                       int head_only);
+void px_error_response(struct evbuffer *out, int status, int v1, const char *msg,
+                       const char *extra, int close, int head_only);
 
 /* Append n bytes to the head.  Why a flat buffer: one evbuffer_add per head instead of one per
  * piece (each add costs a call, a chain check and often a chain).  Inline: a head is a dozen

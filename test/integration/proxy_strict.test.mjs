@@ -96,6 +96,56 @@ itest("the proxy's own error answer to HEAD has no content, and the connection s
     } finally { c.destroy(); }
 });
 
+itest('errors found in the header section of a /v1/ request (or an alias) use the OpenAI shape', async () => {
+    const up = await scriptedUpstream((head, sock) => ok(sock));
+    try {
+        const p = await startProxy(['--max-header-bytes', '2048', '--header-timeout', '0.3'], {}, { upstream: up.url });
+        const host = `Host: ${hostOf(p.port)}\r\n`;
+        const cases = [
+            ['two Content-Lengths', `POST /v1/chat/completions HTTP/1.1\r\n${host}Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}`, 400],
+            ['Content-Length with Transfer-Encoding', `POST /chat/completions HTTP/1.1\r\n${host}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`, 400],
+            ['a bare LF', `GET /v1/models HTTP/1.1\r\n${host}X-A: 1\nX-B: 2\r\n\r\n`, 400],
+            ['a field name with a space', `GET /models HTTP/1.1\r\n${host}X A: 1\r\n\r\n`, 400],
+            ['headers over the limit', `GET /v1/models HTTP/1.1\r\n${host}X-Big: ${'b'.repeat(4096)}\r\n\r\n`, 431],
+            ['a transfer coding other than chunked', `POST /v1/embeddings HTTP/1.1\r\n${host}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n`, 501],
+        ];
+        for (const [what, raw, status] of cases) {
+            const r = await rawRequest(p.port, Buffer.from(raw, 'latin1'));
+            assert.equal(r.status, status, what);
+            const e = JSON.parse(r.body).error;
+            assert.equal(typeof e.message, 'string', `OpenAI shape: ${what}`);
+            assert.equal(typeof e.type, 'string', `OpenAI shape: ${what}`);
+            if (status === 501) assert.match(e.message, /transfer coding/);
+        }
+        // the head never completes: 408, in the OpenAI shape once the request line was read
+        const c = await RawClient.connect(p.port);
+        try {
+            await c.write(`POST /v1/chat/completions HTTP/1.1\r\n${host}X-Slow: 1\r\n`);
+            const r = await c.readResponse();
+            assert.equal(r.status, 408);
+            assert.equal(typeof JSON.parse(r.body).error.message, 'string');
+        } finally { c.destroy(); }
+        // and the Ollama shape on /api/...
+        const r = await rawRequest(p.port, Buffer.from(`GET /api/tags HTTP/1.1\r\n${host}X-A: 1\nX-B: 2\r\n\r\n`, 'latin1'));
+        assert.equal(r.status, 400);
+        assert.equal(typeof JSON.parse(r.body).error, 'string');
+        assert.equal(up.heads.length, 0, 'nothing was forwarded');
+    } finally { await up.close(); }
+});
+
+itest('a scored request the proxy answers itself (upstream down) still carries its X-LiteBrain-* headers', async () => {
+    const dead = await new Promise((res) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const port = s.address().port; s.close(() => res(port)); }); });
+    const p = await startProxy([], {}, { upstream: `http://127.0.0.1:${dead}` });
+    let r = await rawRequest(p.port, buildRequest('POST', '/api/generate', [['Host', hostOf(p.port)]],
+        '{"model":"m","prompt":"refactor the architecture of this design"}'));
+    assert.equal(r.status, 502);
+    assert.match(r.header('x-litebrain-complexity') || '', /^\d+$/);
+    assert.match(r.header('x-litebrain-level') || '', /^(low|medium|high)$/);
+    r = await rawRequest(p.port, get(p.port, '/api/tags'));   // not scored: no such headers
+    assert.equal(r.status, 502);
+    assert.equal(r.header('x-litebrain-complexity'), undefined);
+});
+
 itest('Expect: 100-continue on a chunked upload gets 100 Continue before the body is sent', async () => {
     const up = await scriptedUpstream((head, sock) => ok(sock));
     try {
