@@ -99,14 +99,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply(req, HTTP_SERVUNAVAIL, "Service Unavailable", CT_TEXT, body);
         goto out;
     }
-    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-        evbuffer_add_printf(body, "method not allowed\n");
-        reply(req, 405, "Method Not Allowed", CT_TEXT, body);
-        goto out;
-    }
     if (!path || !*path)
         path = "/";
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+        path = "";                              /* DESIGN: anything but GET (or HEAD) → 404 */
     if (strcmp(path, "/metrics") == 0) {
         mx_render(body, mx_now());
         reply(req, HTTP_OK, "OK", CT_METRICS, body);
@@ -170,7 +166,7 @@ mx_server *mx_server_start(struct event_base *base, const char *host, int port,
     evhttp_set_max_headers_size(s->http, MX_SERVER_MAX_HEADER_BYTES);
     evhttp_set_max_body_size(s->http, MX_SERVER_MAX_BODY_BYTES);
     evhttp_set_default_content_type(s->http, CT_TEXT);
-    /* why: let every method reach on_request so it can answer 405 with an Allow header */
+    /* why: let every method reach on_request, which answers 404 (evhttp alone would say 405) */
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
