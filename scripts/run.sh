@@ -3,12 +3,21 @@
 # when nothing answers there, first start the bundled Ollama simulator on 127.0.0.1:11434.
 proxy=$1; sim=$2; shift 2
 upstream=${OLLAMA_HOST:-http://127.0.0.1:11434}
-if curl -s -o /dev/null -m 2 "$(case "$upstream" in http://*) echo "$upstream";; *) echo "http://$upstream";; esac)/"; then
+# the address the proxy will use, read as it reads OLLAMA_HOST: http://host[:port] as given
+# (port 80 when absent), host:port, and a bare host on Ollama's port 11434
+case "$upstream" in
+    http://*) url=${upstream%/} ;;
+    \[*\]:*) url=http://$upstream ;;
+    \[*\]) url=http://$upstream:11434 ;;
+    *:*) url=http://$upstream ;;
+    *) url=http://$upstream:11434 ;;
+esac
+if curl -s -o /dev/null -m 2 "$url/"; then
     echo "make run: using the Ollama at $upstream" >&2
     exec "$proxy" "$@"
 fi
-case "$upstream" in
-    http://127.0.0.1:11434|127.0.0.1:11434|http://localhost:11434|localhost:11434|http://127.0.0.1:11434/) ;;
+case "$url" in
+    http://127.0.0.1:11434|http://localhost:11434) ;;
     *) echo "make run: nothing answers at $upstream; start Ollama there, or unset OLLAMA_HOST to use the simulator" >&2
        exit 2 ;;
 esac
