@@ -54,6 +54,11 @@ void mx_request_done(mx_cx cx, int status, double seconds);
 /* A scored request's score at time now: per-request histogram and the decayed gauge. */
 void mx_score_observe(int score, double now);
 
+/* A scored request started (+1) or finished (-1): the complexity gauge does not decay while
+ * one is in flight.  Unscored requests (/api/tags pollers, model pulls) do not hold it, so a
+ * health check cannot bring an old score back. */
+void mx_cx_hold(int delta);
+
 /* Current value of the decayed complexity gauge at time now. */
 double mx_complexity(double now);
 
@@ -113,6 +118,7 @@ typedef void (*mx_debug_fn)(struct evbuffer *out, void *ud);        /* /debug/sc
 #define MX_SERVER_TIMEOUT_SECONDS 10    /* read/write timeout of a metrics connection */
 #define MX_SERVER_MAX_HEADER_BYTES 8192 /* request head limit on the metrics port */
 #define MX_SERVER_MAX_BODY_BYTES 4096   /* request body limit on the metrics port */
+#define MX_SERVER_ACCEPT_PAUSE 0.25     /* listener paused this long when accept() runs out of fds, s */
 
 typedef struct mx_server mx_server;
 
@@ -123,6 +129,7 @@ mx_server *mx_server_start(struct event_base *base, const char *host, int port,
                            char *err, size_t errlen);
 int mx_server_port(const mx_server *s);         /* bound port */
 int mx_server_connections(const mx_server *s);  /* connections that sent a request, still open */
+int mx_server_accept_pauses(const mx_server *s); /* times accept() ran out of descriptors */
 void mx_server_free(mx_server *s);
 
 #endif

@@ -31,7 +31,8 @@ typedef struct mx_state {
     double cx_sum;                      /* decayed sum of scores as of cx_t */
     double cx_weight;                   /* decayed number of scores as of cx_t */
     double cx_t;                        /* time of the last score (monotonic s) */
-    double idle_since;                  /* when active last fell to 0 (monotonic s) */
+    double idle_since;                  /* when cx_active last fell to 0 (monotonic s) */
+    int cx_active;                      /* scored requests in flight (mx_cx_hold) */
 
     /* litebrain_requests_total{complexity,status}: a small table of observed codes */
     int status_code[MX_STATUS_MAX];     /* codes in order of first sight */

@@ -93,11 +93,18 @@ void mx_set_half_life(double seconds)
 
 void mx_active_add(int delta)
 {
-    int before = mx_g.active;
     mx_g.active += delta;
     if (mx_g.active < 0)                /* why: a glue bug must not show negative load */
         mx_g.active = 0;
-    if (before > 0 && mx_g.active == 0)
+}
+
+void mx_cx_hold(int delta)
+{
+    int before = mx_g.cx_active;
+    mx_g.cx_active += delta;
+    if (mx_g.cx_active < 0)
+        mx_g.cx_active = 0;
+    if (before > 0 && mx_g.cx_active == 0)
         mx_g.idle_since = mx_now();     /* the complexity gauge starts decaying from here */
 }
 
@@ -173,7 +180,7 @@ double mx_complexity(double now)
     if (mx_g.cx_weight <= 0)
         return 0;
     avg = mx_g.cx_sum / mx_g.cx_weight;
-    if (mx_g.active == 0) {
+    if (mx_g.cx_active == 0) {
         from = mx_g.idle_since > mx_g.cx_t ? mx_g.idle_since : mx_g.cx_t;
         idle = now > from ? now - from : 0;
     }
@@ -191,6 +198,28 @@ void mx_tpot_observe(double seconds_per_token)
     hist_observe(&mx_g.tpot, seconds_per_token);
 }
 
+/* Bytes of the well-formed UTF-8 character at s (1-4; s is NUL-terminated), or 0: RFC 3629's
+ * table, so no overlong forms, no surrogates, nothing above U+10FFFF (Prometheus refuses a
+ * scrape with such a label value). */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        return (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c == 0xE0 || c == 0xF0)
+        lo = c == 0xE0 ? 0xA0 : 0x90;
+    if (c == 0xED || c == 0xF4)
+        hi = 0x8F + (c == 0xED ? 0x10 : 0);
+    if (c >= 0xE0 && c <= 0xEF)
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
+    if (c >= 0xF0 && c <= 0xF4)
+        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
+    return 0;
+}
+
 /* Copy a model name into dst (MX_MODEL_NAME_MAX bytes), cut at a UTF-8 character boundary and
  * with invalid UTF-8 bytes replaced by '?', so a label value is always valid UTF-8. */
 static void model_copy(char *dst, const char *src)
@@ -198,11 +227,7 @@ static void model_copy(char *dst, const char *src)
     size_t o = 0;
     const unsigned char *s = (const unsigned char *)src;
     while (*s) {
-        int n = *s < 0x80 ? 1 : (*s & 0xE0) == 0xC0 ? 2 : (*s & 0xF0) == 0xE0 ? 3
-              : (*s & 0xF8) == 0xF0 ? 4 : 0;
-        int ok = n > 0 && !(n == 2 && *s < 0xC2);
-        for (int k = 1; ok && k < n; k++)
-            ok = (s[k] & 0xC0) == 0x80;
+        int n = utf8_len(s), ok = n > 0;
         if (!ok)
             n = 1;
         if (o + (size_t)n >= MX_MODEL_NAME_MAX)

@@ -2,6 +2,7 @@
  * event_base through libevent's evhttp.  evhttp writes are non-blocking, so a slow scraper only
  * holds its own buffered response; connections are capped and time out. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include "metrics/mx_internal.h"
 
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -25,7 +27,41 @@ struct mx_server {
     void *ud;                           /* user data of both callbacks */
     struct evhttp_connection *conn[MX_SERVER_MAX_CONNS]; /* connections that sent a request */
     int n_conn;                         /* entries in conn */
+    struct evconnlistener *lis;         /* evhttp's listener (owned by evhttp) */
+    struct event *resume;               /* re-enables lis after an accept pause */
+    int paused;                         /* accept pauses so far */
+    mx_server *next;                    /* the list of live servers */
 };
+
+/* Every live server: libevent hands the accept error callback evhttp's context, not ours. */
+static mx_server *g_servers;
+
+/* The accept pause is over: listen again. */
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    mx_server *s = arg;
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(s->lis);
+}
+
+/* accept() failed.  Out of descriptors or memory, the listening socket stays readable, and
+ * evhttp would retry at once forever (a busy loop that starves the proxy): pause instead, as
+ * the proxy's own listener does. */
+static void on_accept_error(struct evconnlistener *lis, void *ctx)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = { 0, (suseconds_t)(MX_SERVER_ACCEPT_PAUSE * 1e6) };
+    mx_server *s = g_servers;
+
+    while (s && s->http != ctx)
+        s = s->next;
+    if (!s || (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM))
+        return;                         /* a transient error (the peer reset): go on */
+    evconnlistener_disable(lis);
+    evtimer_add(s->resume, &tv);
+    s->paused++;
+}
 
 /* evhttp is about to free a connection we track: forget it. */
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
@@ -178,6 +214,15 @@ mx_server *mx_server_start(struct event_base *base, const char *host, int port,
         goto fail;
     }
     s->port = bound_port(b);
+    s->lis = evhttp_bound_socket_get_listener(b);
+    s->resume = evtimer_new(base, on_resume, s);
+    if (!s->resume) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    evconnlistener_set_error_cb(s->lis, on_accept_error);
+    s->next = g_servers;
+    g_servers = s;
     return s;
 fail:
     mx_server_free(s);
@@ -194,10 +239,23 @@ int mx_server_connections(const mx_server *s)
     return s ? s->n_conn : 0;
 }
 
+int mx_server_accept_pauses(const mx_server *s)
+{
+    return s ? s->paused : 0;
+}
+
 void mx_server_free(mx_server *s)
 {
+    mx_server **p = &g_servers;
+
     if (!s)
         return;
+    while (*p && *p != s)
+        p = &(*p)->next;
+    if (*p)
+        *p = s->next;
+    if (s->resume)
+        event_free(s->resume);
     if (s->http) {
         /* why: evhttp_free frees the connections and would call conn_closed on s */
         for (int i = 0; i < s->n_conn; i++)

@@ -121,6 +121,7 @@ static void on_request(void *ud, void **hd, const px_req_view *v, const char *bo
         sc_score(g_scorer, g->ep, body, len, now, &g->res);
         glue_extra(extra, cap, g->res.score, sc_level_name(g->res.level));
         mx_score_observe(g->res.score, now);
+        mx_cx_hold(1);
     }
     hint(K8S_HINT_START, g, v, now);
 }
@@ -148,7 +149,7 @@ static void on_body(void *ud, void **hd, const px_req_view *v, const char *p, si
         return;
     if (!g->first_seen) {
         g->first_seen = 1;
-        if (g->streamed)
+        if (g->streamed && g->ep != SC_EP_NONE)     /* a model pull's progress is no token */
             mx_ttft_observe(v->t_first_byte - v->t_start);
     }
     if (g->ep != SC_EP_NONE && v->status == 200)
@@ -184,6 +185,8 @@ static void on_finish(void *ud, void **hd, const px_req_view *v)
         mx_waiting_add(-1);
         return;
     }
+    if (g->ep != SC_EP_NONE)
+        mx_cx_hold(-1);
     if (g->waiting)
         mx_waiting_add(-1);
     if (g->ep != SC_EP_NONE && v->status == 200 && v->end == PX_END_OK) {
@@ -192,12 +195,12 @@ static void on_finish(void *ud, void **hd, const px_req_view *v)
             mx_tokens_add(g->res.model,
                           g->usage.prompt_tokens > 0 ? (uint64_t)g->usage.prompt_tokens : 0,
                           g->usage.output_tokens > 0 ? (uint64_t)g->usage.output_tokens : 0);
-        if (g->usage.output_tokens > 0) {
-            double per = g->usage.eval_duration_ns > 0
-                             ? (double)g->usage.eval_duration_ns / 1e9 / (double)g->usage.output_tokens
-                             : (v->t_end - v->t_first_byte) / (double)g->usage.output_tokens;
-            mx_tpot_observe(per);
-        }
+        /* why streamed only, without eval_duration (OpenAI bodies): a whole answer arrives at
+         * once, so its first-to-last-byte time says nothing about the tokens' pace */
+        if (g->usage.output_tokens > 0 && g->usage.eval_duration_ns > 0)
+            mx_tpot_observe((double)g->usage.eval_duration_ns / 1e9 / (double)g->usage.output_tokens);
+        else if (g->usage.output_tokens > 0 && g->streamed)
+            mx_tpot_observe((v->t_end - v->t_first_byte) / (double)g->usage.output_tokens);
         sc_history_observe(g_scorer, g->res.model, g->ep, secs, g->usage.prompt_tokens,
                            g->usage.output_tokens, v->t_end);
     }

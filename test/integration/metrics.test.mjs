@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import {
     HOST, MODEL, EMBED_MODEL, SLOW, WAIT_TIMEOUT_MS, RawClient, buildRequest, hostOf, httpGet,
-    itest, metricValue, parseChunked, pollUntil, scrapeMetrics, startProxy, startSim, stopAll,
+    itest, metricValue, parseChunked, pollUntil, rawRequest, scrapeMetrics, startProxy, startSim, stopAll,
     freePort,
 } from './harness.mjs';
 
@@ -240,3 +240,48 @@ itest('a real Prometheus scraping the proxy agrees with the workload', { timeout
         await prom.stop();
     }
 });
+
+itest('an /api/tags poller does not bring a decayed complexity back; pulls are no TTFT, whole OpenAI answers no TPOT', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lb-cx-'));
+    const policy = path.join(dir, 'policy.json');
+    fs.writeFileSync(policy, JSON.stringify({ complexityHalfLifeSeconds: 1 }));
+    try {
+        const sim = await startSim();
+        const px = await startProxy(['--policy', policy], {}, { sim });
+        const post = (p, body) => rawRequestJson(px.port, p, body);
+        let r = await post('/api/generate', { model: MODEL, prompt: words(400), stream: false });
+        assert.equal(r.status, 200);
+        assert.equal(r.header('x-litebrain-level'), 'high');
+        // idle: the gauge halves every second and reads 0 below 0.5
+        await pollUntil(async () => metricValue(await scrapeMetrics(px), 'litebrain_complexity_score') === 0,
+            30000 * SLOW, 'the gauge to decay to 0', 250);
+        for (let i = 0; i < 3; i++) {
+            r = await rawRequest(px.port, buildRequest('GET', '/api/tags', [['Host', hostOf(px.port)]]));
+            assert.equal(r.status, 200);
+            assert.equal(metricValue(await scrapeMetrics(px), 'litebrain_complexity_score'), 0,
+                'an unscored request does not bring the old score back');
+        }
+        const before = await scrapeMetrics(px);
+        r = await post('/api/pull', { model: MODEL, stream: true });
+        assert.equal(r.status, 200);
+        r = await post('/v1/chat/completions', { model: MODEL, stream: false, messages: [{ role: 'user', content: 'hi' }] });
+        assert.equal(r.status, 200);
+        const mid = await scrapeMetrics(px);
+        assert.equal(metricValue(mid, 'litebrain_time_to_first_token_seconds_count'),
+            metricValue(before, 'litebrain_time_to_first_token_seconds_count'), 'a pull is no first token');
+        assert.equal(metricValue(mid, 'litebrain_time_per_output_token_seconds_count'),
+            metricValue(before, 'litebrain_time_per_output_token_seconds_count'), 'a whole OpenAI answer tells no token pace');
+        r = await post('/api/chat', { model: MODEL, stream: false, messages: [{ role: 'user', content: 'hi' }] });
+        assert.equal(r.status, 200);
+        assert.equal(metricValue(await scrapeMetrics(px), 'litebrain_time_per_output_token_seconds_count'),
+            metricValue(before, 'litebrain_time_per_output_token_seconds_count') + 1, "Ollama's eval_duration is");
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+});
+
+/* POST a JSON body on a fresh connection; the parsed response. */
+function rawRequestJson(port, target, body) {
+    return rawRequest(port, buildRequest('POST', target, [['Host', hostOf(port)], ['Content-Type', 'application/json']],
+        JSON.stringify(body)));
+}

@@ -240,6 +240,7 @@ static void test_golden(void **state)
     reset(100);
     mx_set_collector(extra, &seven);
     mx_active_add(1);                   /* a scored, streamed request that finishes */
+    mx_cx_hold(1);
     mx_waiting_add(1);
     mx_score_observe(72, 100);
     mx_waiting_add(-1);
@@ -248,7 +249,9 @@ static void test_golden(void **state)
     mx_tokens_add("qwen2.5:3b", 26, 298);
     mx_request_done(MX_CX_HIGH, 200, 1.5);
     mx_active_add(-1);
+    mx_cx_hold(-1);
     mx_active_add(1);                   /* a second one, scored 30, slow first token */
+    mx_cx_hold(1);
     mx_score_observe(30, 100);
     mx_ttft_observe(90);
     mx_tokens_add("qwen2.5:3b", 10, 30);
@@ -370,6 +373,35 @@ static void test_model_names(void **state)
         assert_non_null(strstr(text, want));    /* first é kept whole, second cut off */
     }
     free(text);
+    /* RFC 3629: overlong forms, surrogates, code points above U+10FFFF and the bytes that
+     * never start a character become '?' byte by byte; the edges of the valid ranges stay */
+    {
+        static const char *const cases[][2] = {
+            { "a\xed\xa0\x80", "a???" },              /* U+D800, a surrogate */
+            { "b\xe0\x80\x80", "b???" },              /* an overlong U+0000 */
+            { "c\xf0\x80\x80\x80", "c????" },         /* an overlong U+0000, 4 bytes */
+            { "d\xf4\x90\x80\x80", "d????" },         /* U+110000 */
+            { "e\xf5\x80\x80\x80", "e????" },
+            { "f\xc0\xaf", "f??" },
+            { "g\xed\x9f\xbf", "g\xed\x9f\xbf" },      /* U+D7FF */
+            { "h\xee\x80\x80", "h\xee\x80\x80" },      /* U+E000 */
+            { "i\xe0\xa0\x80", "i\xe0\xa0\x80" },      /* U+0800 */
+            { "j\xf0\x90\x80\x80", "j\xf0\x90\x80\x80" }, /* U+10000 */
+            { "k\xf4\x8f\xbf\xbf", "k\xf4\x8f\xbf\xbf" }, /* U+10FFFF */
+            { "l\xc2\x80", "l\xc2\x80" },              /* U+0080 */
+            { "m\xe1\x80", "m??" },                    /* cut short by the end */
+        };
+        reset(0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            mx_tokens_add(cases[i][0], 1, 0);
+        text = render(0);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char want[64];
+            snprintf(want, sizeof want, "{model=\"%s\"} 1\n", cases[i][1]);
+            assert_non_null(strstr(text, want));
+        }
+        free(text);
+    }
 }
 
 /* 100 distinct models: at most MX_MODELS_MAX + 1 label values, nothing lost. */
@@ -438,20 +470,20 @@ static void test_complexity_steady(void **state)
     reset(0);
     for (int i = 0; i < 600; i++) {   /* one request a second, each 0.5 s long */
         fake_now = i;
-        mx_active_add(1);
+        mx_cx_hold(1);
         mx_score_observe(60, fake_now);
         assert_float_equal(mx_complexity(fake_now), 60, 1e-9);
         fake_now = i + 0.5;
-        mx_active_add(-1);
+        mx_cx_hold(-1);
     }
     assert_float_equal(mx_complexity(599.5), 60, 1e-9);
     reset(0);
     for (int i = 0; i < 600; i++) {   /* alternating 40 / 80, overlapping requests */
         fake_now = i;
-        mx_active_add(1);
+        mx_cx_hold(1);
         mx_score_observe(i % 2 ? 80 : 40, fake_now);
         if (i > 0)
-            mx_active_add(-1);
+            mx_cx_hold(-1);
     }
     assert_float_equal(mx_complexity(600), 60, 1.0);
     /* shifting the mix moves the average: 20 for ten half-lives reads about 20 */
@@ -468,11 +500,11 @@ static void test_complexity_decay(void **state)
     (void)state;
     reset(0);
     mx_set_half_life(10);
-    mx_active_add(1);
+    mx_cx_hold(1);
     mx_score_observe(80, 0);
     fake_now = 50;                      /* a long request: no decay while it runs */
     assert_float_equal(mx_complexity(50), 80, 1e-9);
-    mx_active_add(-1);                  /* idle from t = 50 */
+    mx_cx_hold(-1);                  /* idle from t = 50 */
     assert_float_equal(mx_complexity(50), 80, 1e-9);
     assert_float_equal(mx_complexity(60), 40, 1e-9);
     assert_float_equal(mx_complexity(70), 20, 1e-9);
@@ -496,6 +528,40 @@ static void test_complexity_decay(void **state)
         assert_float_equal(sample(text, "litebrain_complexity_score"), 45, 1e-9);
         free(text);
     }
+}
+
+/* Unscored requests (an /api/tags poller, a model pull) neither hold the gauge nor bring an old
+ * score back after it decayed; a scored request in flight holds it. */
+static void test_complexity_unscored(void **state)
+{
+    (void)state;
+    reset(0);
+    mx_set_half_life(2);
+    mx_active_add(1);
+    mx_cx_hold(1);
+    mx_score_observe(82, 0);
+    fake_now = 1;
+    mx_cx_hold(-1);
+    mx_active_add(-1);                  /* idle from t = 1 */
+    assert_float_equal(mx_complexity(21), 0, 0);        /* ten half-lives */
+    for (int i = 0; i < 30; i++) {      /* a poller: one unscored request every 1.9 s */
+        fake_now = 21 + 1.9 * i;
+        mx_active_add(1);
+        assert_float_equal(mx_complexity(fake_now), 0, 0);
+        fake_now += 0.1;
+        mx_active_add(-1);
+    }
+    assert_int_equal(mx_active(), 0);
+    fake_now = 100;                     /* a long unscored request does not hold it either */
+    mx_active_add(1);
+    assert_float_equal(mx_complexity(100), 0, 0);
+    mx_cx_hold(1);                      /* a scored one does, from its own score */
+    mx_score_observe(40, 100);
+    assert_float_equal(mx_complexity(130), 40, 1e-6);
+    fake_now = 130;
+    mx_cx_hold(-1);
+    mx_cx_hold(-1);                     /* a stray release never goes below zero */
+    assert_float_equal(mx_complexity(132), 20, 1e-6);
 }
 
 /* Gauges never go negative; out-of-range enums are clamped. */
@@ -539,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_status_table),
         cmocka_unit_test(test_complexity_steady),
         cmocka_unit_test(test_complexity_decay),
+        cmocka_unit_test(test_complexity_unscored),
         cmocka_unit_test(test_gauges_and_clamps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -413,6 +414,35 @@ static void test_slow_scraper(void **state)
     mx_set_collector(NULL, NULL);
 }
 
+static int paused(void *arg) { (void)arg; return mx_server_accept_pauses(srv) > 0; }
+
+/* Out of descriptors: the listener pauses (evhttp alone would retry accept() in a busy loop)
+ * and serves the waiting connection once descriptors are free again. */
+static void test_accept_pause(void **state)
+{
+    struct rlimit old, low;
+    client *c;
+    size_t n;
+    const char *t;
+    int probe = dup(0);
+    (void)state;
+    assert_true(probe >= 0);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 1;   /* room for exactly one more: the client's socket */
+    close(probe);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    c = client_new(0);
+    client_send(c, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    run_until(paused, NULL);
+    assert_int_equal(evbuffer_get_length(c->got), 0);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    run_until(is_eof, c);               /* after the pause: accepted and answered */
+    t = got_text(c, &n);
+    assert_int_equal(parse(t, n).status, 200);
+    client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bind_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_scraper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accept_pause, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
