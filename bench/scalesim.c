@@ -263,6 +263,7 @@ static void req_finish(ss_world *w, int pi, int ri)
                        r->end);
     if (pi == 0) {
         mx_active_add(-1);
+        mx_cx_hold(-1);                         /* every trace request is scored */
         k8s_load_finish(&w->acc.load, r->weight);
     }
     w->st->served++;
@@ -364,6 +365,7 @@ static void req_arrive(ss_world *w, int ri)
     if (best == 0) {
         mx_score_observe(res.score, r->t);
         mx_active_add(1);
+        mx_cx_hold(1);
         k8s_load_start(&w->acc.load, r->weight);
     }
     if (pd->qtail >= 0)
