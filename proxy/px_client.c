@@ -210,11 +210,25 @@ static const char *const aliases[] = {"/chat/completions", "/completions", "/emb
                                       "/models", NULL};
 #define PX_V1_PREFIX_MAX 32     /* bytes of a target enough to tell /v1/... (and the aliases) */
 
+/* Length of the alias the path p (plen bytes, no query) starts with, whole segments only, or 0. */
+static size_t alias_len(const char *p, size_t plen)
+{
+    /* why the first letter first: /api/... and /v1/... are nearly all requests */
+    if (plen < 2 || (p[1] != 'c' && p[1] != 'e' && p[1] != 'm'))
+        return 0;
+    for (int i = 0; aliases[i]; i++) {
+        size_t al = strlen(aliases[i]);
+        if (plen >= al && memcmp(p, aliases[i], al) == 0 && (plen == al || p[al] == '/'))
+            return al;
+    }
+    return 0;
+}
+
 /* 1 when the request-target t (len bytes, possibly only its start) names an OpenAI-compatible
  * path: /v1/... or one of the aliases; an absolute-form target is judged past its authority. */
 static int target_v1(const char *t, size_t len)
 {
-    const char *end = t + len;
+    const char *end = t + len, *q;
     size_t skip = len >= 7 && strncasecmp(t, "http://", 7) == 0 ? 7 :
                   len >= 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
 
@@ -224,15 +238,9 @@ static int target_v1(const char *t, size_t len)
             return 0;
         len = (size_t)(end - t);
     }
-    if (len >= 4 && memcmp(t, "/v1/", 4) == 0)
-        return 1;
-    for (int i = 0; aliases[i]; i++) {
-        size_t al = strlen(aliases[i]);
-        if (len >= al && memcmp(t, aliases[i], al) == 0 &&
-            (len == al || t[al] == '/' || t[al] == '?'))
-            return 1;
-    }
-    return 0;
+    q = memchr(t, '?', len);
+    len = q ? (size_t)(q - t) : len;
+    return (len >= 4 && memcmp(t, "/v1/", 4) == 0) || alias_len(t, len) > 0;
 }
 
 /* Count request-line bytes against the head limit (the headers count in px_hdrs). */
@@ -391,7 +399,6 @@ static int set_target(px_req *r)
 {
     char *q;
     size_t plen;
-    int i, maybe_alias;
 
     if (r->target_len == 1 && r->target[0] == '*' && strcmp(r->method, "OPTIONS") == 0) {
         r->v.path = "*";                        /* asterisk-form: forwarded as it is */
@@ -403,21 +410,14 @@ static int set_target(px_req *r)
         return -1;                              /* authority-form (CONNECT) and the like */
     q = strchr(r->target, '?');
     plen = q ? (size_t)(q - r->target) : r->target_len;
-    /* why the first letter first: /api/... and /v1/... are nearly all requests */
-    maybe_alias = r->target[1] == 'c' || r->target[1] == 'e' || r->target[1] == 'm';
-    for (i = 0; maybe_alias && aliases[i]; i++) {
-        size_t al = strlen(aliases[i]);
-        if (plen >= al && strncmp(r->target, aliases[i], al) == 0 &&
-            (plen == al || r->target[al] == '/')) {
-            if (px_grow(&r->target, &r->target_cap, r->target_len + 4, PX_TARGET_INITIAL,
-                        SIZE_MAX) < 0)
-                return -1;
-            memmove(r->target + 3, r->target, r->target_len + 1);
-            memcpy(r->target, "/v1", 3);
-            r->target_len += 3;
-            plen += 3;
-            break;
-        }
+    if (alias_len(r->target, plen)) {
+        if (px_grow(&r->target, &r->target_cap, r->target_len + 4, PX_TARGET_INITIAL,
+                    SIZE_MAX) < 0)
+            return -1;
+        memmove(r->target + 3, r->target, r->target_len + 1);
+        memcpy(r->target, "/v1", 3);
+        r->target_len += 3;
+        plen += 3;
     }
     if (px_grow(&r->path, &r->path_cap, plen + 1, PX_TARGET_INITIAL, SIZE_MAX) < 0)
         return -1;
