@@ -210,9 +210,9 @@ static int utf8_len(const unsigned char *s)
     if (c >= 0xC2 && c <= 0xDF)
         return (s[1] & 0xC0) == 0x80 ? 2 : 0;
     if (c == 0xE0 || c == 0xF0)
-        lo = c == 0xE0 ? 0xA0 : 0x90;
+        lo = c == 0xE0 ? 0xA0 : 0x90;           /* no overlong forms */
     if (c == 0xED || c == 0xF4)
-        hi = 0x8F + (c == 0xED ? 0x10 : 0);
+        hi = c == 0xED ? 0x9F : 0x8F;           /* no surrogates, nothing past U+10FFFF */
     if (c >= 0xE0 && c <= 0xEF)
         return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
     if (c >= 0xF0 && c <= 0xF4)
