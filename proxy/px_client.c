@@ -243,6 +243,22 @@ static int target_v1(const char *t, size_t len)
     return (len >= 4 && memcmp(t, "/v1/", 4) == 0) || alias_len(t, len) > 0;
 }
 
+/* Copy up to cap bytes of the string a·b (alen + blen bytes) from offset off into dst; returns
+ * the bytes copied. */
+static size_t copy_joined(char *dst, size_t cap, const char *a, size_t alen, const char *b,
+                          size_t blen, size_t off)
+{
+    size_t k = 0;
+
+    for (; off < alen && k < cap; off++)
+        dst[k++] = a[off];
+    if (off < alen)
+        return k;
+    for (off -= alen; off < blen && k < cap; off++)
+        dst[k++] = b[off];
+    return k;
+}
+
 /* Count request-line bytes against the head limit (the headers count in px_hdrs). */
 static int head_bytes(px_conn *c, size_t n)
 {
@@ -274,14 +290,21 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     char *t;
 
     if (head_bytes(CONN(p), n) < 0) {
-        /* why look at its start: the 431 takes the OpenAI shape on /v1/... too */
+        /* why look at its path: the 431 takes the OpenAI shape on /v1/... too.  The target so
+         * far and this piece are one string; its path starts past any scheme://authority */
         char start[PX_V1_PREFIX_MAX];
-        size_t k = r->target_len < sizeof start ? r->target_len : sizeof start;
-        size_t m = n < sizeof start - k ? n : sizeof start - k;
-        if (k)
-            memcpy(start, r->target, k);
-        memcpy(start + k, at, m);
-        r->v.is_v1 = target_v1(start, k + m);
+        size_t total = r->target_len + n, from = 0, k;
+
+        k = copy_joined(start, sizeof start, r->target, r->target_len, at, n, 0);
+        if ((k >= 7 && strncasecmp(start, "http://", 7) == 0) ||
+            (k >= 8 && strncasecmp(start, "https://", 8) == 0)) {
+            from = start[4] == ':' ? 7 : 8;
+            while (from < total && (from < r->target_len ? r->target[from]
+                                                          : at[from - r->target_len]) != '/')
+                from++;
+        }
+        k = copy_joined(start, sizeof start, r->target, r->target_len, at, n, from);
+        r->v.is_v1 = target_v1(start, k);
         return -1;
     }
     if (px_grow(&r->target, &r->target_cap, r->target_len + n + 1, PX_TARGET_INITIAL,

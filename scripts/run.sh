@@ -3,12 +3,15 @@
 # when nothing answers there, first start the bundled Ollama simulator on 127.0.0.1:11434.
 proxy=$1; sim=$2; shift 2
 upstream=${OLLAMA_HOST:-http://127.0.0.1:11434}
-# the address the proxy will use, read as it reads OLLAMA_HOST: http://host[:port] as given
-# (port 80 when absent), host:port, and a bare host on Ollama's port 11434
+# the address the proxy will use, read as it reads OLLAMA_HOST (px_parse_upstream): http://host
+# [:port] as given, any case (port 80 when absent), host:port, :port on this machine, and a
+# bare host — a name, IPv4, or IPv6 with or without brackets — on Ollama's port 11434
 case "$upstream" in
-    http://*) url=${upstream%/} ;;
+    [Hh][Tt][Tt][Pp]://*) url=http://${upstream#*://}; url=${url%/} ;;
     \[*\]:*) url=http://$upstream ;;
     \[*\]) url=http://$upstream:11434 ;;
+    *:*:*) url=http://[$upstream]:11434 ;;
+    :*) url=http://127.0.0.1$upstream ;;
     *:*) url=http://$upstream ;;
     *) url=http://$upstream:11434 ;;
 esac

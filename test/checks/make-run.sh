@@ -43,7 +43,9 @@ run() {
 
 for c in "127.0.0.1|http://127.0.0.1:11434/" "127.0.0.1:8080|http://127.0.0.1:8080/" \
          "http://127.0.0.1|http://127.0.0.1/" "http://10.0.0.5:11434/|http://10.0.0.5:11434/" \
-         "[::1]|http://[::1]:11434/" "[::1]:9000|http://[::1]:9000/" "-|http://127.0.0.1:11434/"; do
+         "[::1]|http://[::1]:11434/" "[::1]:9000|http://[::1]:9000/" "-|http://127.0.0.1:11434/" \
+         ":8080|http://127.0.0.1:8080/" "HTTP://10.0.0.5:8080|http://10.0.0.5:8080/" \
+         "::1|http://[::1]:11434/" "fd00::5|http://[fd00::5]:11434/"; do
     host=${c%%|*} url=${c#*|}
     run "$host" "$url"
     if [ "$rc" = 0 ] && [ "$probed" = "$url" ] && [ "$ran" = "proxy --log-level warn" ]; then
@@ -53,7 +55,7 @@ for c in "127.0.0.1|http://127.0.0.1:11434/" "127.0.0.1:8080|http://127.0.0.1:80
     fi
 done
 
-for host in - 127.0.0.1 localhost:11434 http://127.0.0.1:11434; do
+for host in - 127.0.0.1 localhost:11434 http://127.0.0.1:11434 :11434 HTTP://localhost:11434/; do
     run "$host"
     if [ "$rc" = 0 ] && printf '%s\n' "$ran" | grep -qx "sim --listen 127.0.0.1:11434" \
        && printf '%s\n' "$ran" | grep -qx "proxy --upstream http://127.0.0.1:11434 --log-level warn"; then

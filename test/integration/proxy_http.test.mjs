@@ -136,10 +136,16 @@ itest('limits: 413 over --max-body, 431 over --max-header-bytes (the target alon
     r = await rawRequest(lim.port, buildRequest('GET', `/api/tags?lim=431u&q=${'u'.repeat(8192)}`, h));
     assert.equal(r.status, 431);
     assert.equal(typeof JSON.parse(r.body).error, 'string');
-    for (const t of ['/v1/models', '/models', 'http://example/v1/models']) {
+    for (const t of ['/v1/models', '/models', 'http://example/v1/models',
+        `HTTP://${'a'.repeat(40)}.example:11434/chat/completions`]) {  // the authority is no part of the path
         r = await rawRequest(lim.port, buildRequest('GET', `${t}?q=${'u'.repeat(8192)}`, h));
         assert.equal(r.status, 431, t);
         assert.equal(typeof JSON.parse(r.body).error.message, 'string', `OpenAI error shape for ${t}`);
+    }
+    for (const t of ['/api/tags', 'http://example.com:1/completionsX']) {   // no alias: Ollama's shape
+        r = await rawRequest(lim.port, buildRequest('GET', `${t}?q=${'u'.repeat(8192)}`, h));
+        assert.equal(r.status, 431, t);
+        assert.equal(typeof JSON.parse(r.body).error, 'string', `Ollama error shape for ${t}`);
     }
     // trailer fields are dropped, but their bytes still count against the head's limit
     const tr = Buffer.from(`2\r\n{}\r\n0\r\nX-Big-Trailer: ${'t'.repeat(8192)}\r\n\r\n`);
