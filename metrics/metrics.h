@@ -12,7 +12,8 @@ struct event_base;
 
 #define MX_MODELS_MAX 32        /* distinct model label values; the rest become "other" */
 #define MX_MODEL_NAME_MAX 128   /* bytes of a model label value kept (longer names truncated) */
-#define MX_STATUS_MAX 24        /* distinct status label values; the rest become "other" */
+#define MX_STATUS_MAX 24        /* distinct status label values; the rest count by class ("5xx") */
+#define MX_STATUS_CLASSES 6     /* those overflow values: "other" (not 100-599), "1xx" ... "5xx" */
 #define MX_HALF_LIFE_DEFAULT 30.0 /* litebrain_complexity_score half-life, seconds */
 #define MX_CX_ZERO_BELOW 0.5    /* the complexity gauge reads 0 once it decays below this */
 

@@ -37,7 +37,8 @@ typedef struct mx_state {
     /* litebrain_requests_total{complexity,status}: a small table of observed codes */
     int status_code[MX_STATUS_MAX];     /* codes in order of first sight */
     int n_status;                       /* codes in use */
-    uint64_t requests[MX_CX_COUNT][MX_STATUS_MAX + 1]; /* [cx][slot]; slot MX_STATUS_MAX = other */
+    uint64_t requests[MX_CX_COUNT][MX_STATUS_MAX + MX_STATUS_CLASSES]; /* [cx][slot]; slots from
+                                        MX_STATUS_MAX on: "other", "1xx" ... "5xx" */
 
     mx_hist duration[MX_CX_COUNT];      /* litebrain_request_duration_seconds{complexity} */
     mx_hist ttft;                       /* litebrain_time_to_first_token_seconds */

@@ -125,14 +125,15 @@ int mx_waiting(void)
     return mx_g.waiting;
 }
 
-/* Slot of status code in the observed-codes table; MX_STATUS_MAX ("other") once it is full. */
+/* Slot of status code in the observed-codes table.  Once it is full, a new code counts under
+ * its class, "5xx" and the like (so status=~"5.." still finds it), or "other" outside 100-599. */
 static int status_slot(int status)
 {
     for (int i = 0; i < mx_g.n_status; i++)
         if (mx_g.status_code[i] == status)
             return i;
     if (mx_g.n_status == MX_STATUS_MAX)
-        return MX_STATUS_MAX;
+        return MX_STATUS_MAX + (status >= 100 && status <= 599 ? status / 100 : 0);
     mx_g.status_code[mx_g.n_status] = status;
     return mx_g.n_status++;
 }

@@ -222,12 +222,14 @@ static void add_family(struct evbuffer *out, const family *fam, double now, cons
         break;
     case F_REQUESTS:
         for (int c = 0; c < MX_CX_COUNT; c++)
-            for (int s = 0; s <= MX_STATUS_MAX; s++) {
+            for (int s = 0; s < MX_STATUS_MAX + MX_STATUS_CLASSES; s++) {
                 char code[16];
                 if (!mx_g.requests[c][s])
                     continue;
                 if (s == MX_STATUS_MAX)
                     snprintf(code, sizeof code, "other");
+                else if (s > MX_STATUS_MAX)
+                    snprintf(code, sizeof code, "%dxx", s - MX_STATUS_MAX);
                 else
                     snprintf(code, sizeof code, "%d", mx_g.status_code[s]);
                 evbuffer_add_printf(out, "%s{complexity=\"%s\",status=\"%s\"} %" PRIu64 "\n",

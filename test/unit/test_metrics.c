@@ -431,7 +431,8 @@ static void test_model_cardinality(void **state)
     free(text);
 }
 
-/* Status codes beyond the table become "other"; every request is counted exactly once. */
+/* Status codes beyond the table count under their class ("1xx" ... "5xx") or "other"; every
+ * request is counted exactly once. */
 static void test_status_table(void **state)
 {
     char *text;
@@ -442,7 +443,12 @@ static void test_status_table(void **state)
     for (int code = 100; code < 100 + MX_STATUS_MAX + 10; code++, n++)
         mx_request_done(MX_CX_MEDIUM, code, 1);
     mx_request_done(MX_CX_MEDIUM, 100, 1);
-    n++;
+    mx_request_done(MX_CX_MEDIUM, 503, 1);      /* new codes once the table is full */
+    mx_request_done(MX_CX_MEDIUM, 504, 1);
+    mx_request_done(MX_CX_HIGH, 599, 1);
+    mx_request_done(MX_CX_MEDIUM, 700, 1);
+    mx_request_done(MX_CX_MEDIUM, 99, 1);
+    n += 6;
     text = render(0);
     for (char *l = strstr(text, "\nlitebrain_requests_total{"); l;
          l = strstr(l + 1, "\nlitebrain_requests_total{"))
@@ -458,8 +464,14 @@ static void test_status_table(void **state)
     assert_float_equal(count, n, 0);
     assert_float_equal(sample(text, "litebrain_requests_total{complexity=\"medium\",status=\"100\"}"),
                        2, 0);
-    assert_float_equal(sample(text, "litebrain_requests_total{complexity=\"medium\",status=\"other\"}"),
+    assert_float_equal(sample(text, "litebrain_requests_total{complexity=\"medium\",status=\"1xx\"}"),
                        10, 0);
+    assert_float_equal(sample(text, "litebrain_requests_total{complexity=\"medium\",status=\"5xx\"}"),
+                       2, 0);
+    assert_float_equal(sample(text, "litebrain_requests_total{complexity=\"high\",status=\"5xx\"}"),
+                       1, 0);
+    assert_float_equal(sample(text, "litebrain_requests_total{complexity=\"medium\",status=\"other\"}"),
+                       2, 0);
     free(text);
 }
 
