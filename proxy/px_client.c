@@ -469,7 +469,14 @@ static int on_headers_complete(llhttp_t *p)
     const px_config *cfg = c->srv->cfg;
     const char *expect;
 
-    r->http10 = llhttp_get_http_major(p) == 1 && llhttp_get_http_minor(p) == 0;
+    if (llhttp_get_http_major(p) != 1) {
+        /* why: llhttp takes a request line without a version as HTTP/0.9 and lets "HTTP/2.0"
+         * through; Ollama's Go server answers 400 and 505 to them, and so do we */
+        c->err_status = llhttp_get_http_major(p) == 0 ? 400 : 505;
+        c->err_msg = c->err_status == 505 ? "unsupported HTTP version" : NULL;
+        return -1;
+    }
+    r->http10 = llhttp_get_http_minor(p) == 0;
     r->is_head = llhttp_get_method(p) == HTTP_HEAD;
     r->has_body = px_hdrs_find(&r->hdrs, PX_H_CONTENT_LENGTH) ||
                   px_hdrs_find(&r->hdrs, PX_H_TRANSFER_ENCODING);

@@ -163,7 +163,7 @@ itest('Expect: 100-continue on a chunked upload gets 100 Continue before the bod
     } finally { await up.close(); }
 });
 
-itest('field names with whitespace, a bad Host, and codings we cannot decode are refused; nothing is forwarded', async () => {
+itest('field names with whitespace, a bad Host, codings we cannot decode and versions other than 1.x are refused; nothing is forwarded', async () => {
     const up = await scriptedUpstream((head, sock) => ok(sock));
     try {
         const p = await startProxy([], {}, { upstream: up.url });
@@ -177,6 +177,8 @@ itest('field names with whitespace, a bad Host, and codings we cannot decode are
             [buildRequest('GET', '/a', [['Host', 'a b/c']]), 400, 'an invalid Host value'],
             [buildRequest('POST', '/a', [H, ['Transfer-Encoding', 'gzip, chunked']], '2\r\n{}\r\n0\r\n\r\n'), 501, 'gzip before chunked'],
             [buildRequest('POST', '/a', [H, ['Transfer-Encoding', 'chunked']], '2\r\n{}\r\n0\r\n\r\n', '1.0'), 400, 'HTTP/1.0 with Transfer-Encoding'],
+            [Buffer.from(`GET /a\r\n${H[0]}: ${H[1]}\r\n\r\n`), 400, 'no version (llhttp reads HTTP/0.9)'],
+            [buildRequest('GET', '/a', [H], null, '2.0'), 505, 'an HTTP/2.0 request line'],
         ];
         for (const [req, status, what] of cases) {
             const r = await rawRequest(p.port, req);
