@@ -224,21 +224,19 @@ static size_t alias_len(const char *p, size_t plen)
     return 0;
 }
 
-/* 1 when the request-target t (len bytes, possibly only its start) names an OpenAI-compatible
- * path: /v1/... or one of the aliases; an absolute-form target is judged past its authority. */
-static int target_v1(const char *t, size_t len)
+/* Length of the "http://" or "https://" (any case) that t (len bytes) starts with, or 0. */
+static size_t scheme_len(const char *t, size_t len)
 {
-    const char *end = t + len, *q;
-    size_t skip = len >= 7 && strncasecmp(t, "http://", 7) == 0 ? 7 :
-                  len >= 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+    return len >= 7 && strncasecmp(t, "http://", 7) == 0 ? 7 :
+           len >= 8 && strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+}
 
-    if (skip) {
-        t = memchr(t + skip, '/', len - skip);
-        if (!t)
-            return 0;
-        len = (size_t)(end - t);
-    }
-    q = memchr(t, '?', len);
+/* 1 when the path t (len bytes, possibly only its start; a query may follow) is an
+ * OpenAI-compatible one: /v1/... or one of the aliases. */
+static int path_v1(const char *t, size_t len)
+{
+    const char *q = memchr(t, '?', len);
+
     len = q ? (size_t)(q - t) : len;
     return (len >= 4 && memcmp(t, "/v1/", 4) == 0) || alias_len(t, len) > 0;
 }
@@ -296,15 +294,14 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
         size_t total = r->target_len + n, from = 0, k;
 
         k = copy_joined(start, sizeof start, r->target, r->target_len, at, n, 0);
-        if ((k >= 7 && strncasecmp(start, "http://", 7) == 0) ||
-            (k >= 8 && strncasecmp(start, "https://", 8) == 0)) {
-            from = start[4] == ':' ? 7 : 8;
+        from = scheme_len(start, k);
+        if (from) {
             while (from < total && (from < r->target_len ? r->target[from]
                                                           : at[from - r->target_len]) != '/')
                 from++;
         }
         k = copy_joined(start, sizeof start, r->target, r->target_len, at, n, from);
-        r->v.is_v1 = target_v1(start, k);
+        r->v.is_v1 = path_v1(start, k);
         return -1;
     }
     if (px_grow(&r->target, &r->target_cap, r->target_len + n + 1, PX_TARGET_INITIAL,
@@ -398,7 +395,7 @@ static int origin_form(px_req *r)
     const char *t = r->target, *rest;
     size_t skip, n;
 
-    skip = strncasecmp(t, "http://", 7) == 0 ? 7 : strncasecmp(t, "https://", 8) == 0 ? 8 : 0;
+    skip = scheme_len(t, r->target_len);
     if (!skip)
         return 0;
     rest = t + skip + strcspn(t + skip, "/?");  /* past the authority */
