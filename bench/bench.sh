@@ -23,6 +23,7 @@ LONG_STREAMS=1000       # concurrent long streams (memory)
 IDLE_CONNS=5000         # idle keep-alive connections (memory)
 HOLD_BATCH=64           # requests in flight while the held connections are opened
 SERVER_CPU=0 CLIENT_CPU=1
+CAP_PCT=${BENCH_CAP_PCT:-40}    # capped small case: each server held to this % of one core
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 tmp=$(mktemp -d /tmp/lbbench.XXXXXX) || exit 2
@@ -30,6 +31,7 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
+    cap_done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -52,6 +54,16 @@ start_sim --parallel 8192 --max-queue 65536 \
 
 start_proxy
 start_nginx
+# why a capped case: unconstrained, the 2 cores are shared by wrk, the sim and the kernel's
+# loopback work, and the box, not the proxy, sets the rate; a server held to a CPU quota (as
+# a sidecar with a CPU limit is) is the bottleneck itself, so its rate is its CPU cost
+if cap_init && cap_join litebrain $LBPID && cap_join nginx $NGPID $NGWORKER; then
+    cap_set litebrain off && cap_set nginx off || die "cannot set a CPU quota under $CAP_ROOT"
+else
+    [ -n "$CAP_WHY" ] || CAP_WHY="cannot move the servers into cgroups under $CAP_ROOT"
+    CAP_ROOT=
+    echo "bench: no capped case: $CAP_WHY" >&2
+fi
 
 declare -A PORT=([direct]=$SIMPORT [litebrain]=$LBPORT [nginx]=$NGPORT)
 TARGETS="direct litebrain nginx"
@@ -99,8 +111,36 @@ for t in $TARGETS; do
     done
 done
 
+run_small() {  # case target: one wrk run of the small case; its metrics go to $R under case,
+    # and rps is left set
+    local c=$1 t=$2 srv out p50 p99 errs c0 c1 b0 b1
+    srv=$(server_pids $t)
+    c0=($([ -n "$srv" ] && cpu_ticks $srv)) b0=($(box_ticks))
+    out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \
+          "http://127.0.0.1:${PORT[$t]}/api/generate") || die "wrk on $t failed"
+    b1=($(box_ticks))
+    rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+    p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+    nreq=$(echo "$out" | awk '/ requests in / {print $1}')
+    echo "$c $t box_us $(per_req $((b1[0] - b0[0])))" >>"$R"   # every process and the kernel
+    echo "$c $t box_busy $(awk -v b=$((b1[0] - b0[0])) -v a=$((b1[1] - b0[1])) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')" >>"$R"
+    if [ -n "$srv" ]; then   # the server's own CPU time per answered request, in µs
+        c1=($(cpu_ticks $srv))
+        echo "$c $t user_us $(per_req $((c1[0] - c0[0])))" >>"$R"
+        echo "$c $t sys_us $(per_req $((c1[1] - c0[1])))" >>"$R"
+        echo "$c $t cpu_us $(per_req $((c1[0] + c1[1] - c0[0] - c0[1])))" >>"$R"
+    fi
+    errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "sock"}' | head -1)
+    echo "$c $t rps $rps" >>"$R"
+    echo "$c $t p50 $p50" >>"$R"
+    echo "$c $t p99 $p99" >>"$R"
+    [ -n "$errs" ] && echo "$c $t errors $errs" >>"$R"
+}
+
 echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct first, then litebrain and nginx, their order swapped every other round)" >&2
 declare -A round_rps    # this round's small-case req/s per target
+declare -A round_cap    # this round's capped small-case req/s per proxy
 declare -A round_ttfb   # this round's 32-stream TTFB p50 per target
 declare -A round_warm   # this round's back-to-back single-stream TTFB p50 per target
 for round in $(seq 1 "$ROUNDS"); do
@@ -110,29 +150,14 @@ for round in $(seq 1 "$ROUNDS"); do
     order=$TARGETS
     [ $((round % 2)) -eq 0 ] && order="direct nginx litebrain"
     for t in $order; do
-        srv=$(server_pids $t)
-        c0=($([ -n "$srv" ] && cpu_ticks $srv)) b0=($(box_ticks))
-        out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \
-              "http://127.0.0.1:${PORT[$t]}/api/generate") || die "wrk on $t failed"
-        b1=($(box_ticks))
-        rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
-        p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
-        p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
-        nreq=$(echo "$out" | awk '/ requests in / {print $1}')
-        echo "small $t box_us $(per_req $((b1[0] - b0[0])))" >>"$R"   # every process and the kernel
-        echo "small $t box_busy $(awk -v b=$((b1[0] - b0[0])) -v a=$((b1[1] - b0[1])) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')" >>"$R"
-        if [ -n "$srv" ]; then   # the server's own CPU time per answered request, in µs
-            c1=($(cpu_ticks $srv))
-            echo "small $t user_us $(per_req $((c1[0] - c0[0])))" >>"$R"
-            echo "small $t sys_us $(per_req $((c1[1] - c0[1])))" >>"$R"
-            echo "small $t cpu_us $(per_req $((c1[0] + c1[1] - c0[0] - c0[1])))" >>"$R"
-        fi
-        errs=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "sock"}' | head -1)
-        echo "small $t rps $rps" >>"$R"
+        run_small small $t
         round_rps[$t]=$rps
-        echo "small $t p50 $p50" >>"$R"
-        echo "small $t p99 $p99" >>"$R"
-        [ -n "$errs" ] && echo "small $t errors $errs" >>"$R"
+        if [ -n "$CAP_ROOT" ] && [ $t != direct ]; then   # the same load, the server held to CAP_PCT % of a core
+            cap_set $t $CAP_PCT || die "cannot cap $t's CPU"
+            run_small capped $t
+            cap_set $t off || die "cannot lift $t's CPU cap"
+            round_cap[$t]=$rps
+        fi
 
         out=$(taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/stream.json" \
               --conns $STREAM_CONNS --requests $STREAM_REQS --interval-ms $((1000 / STREAM_TPS))) \
@@ -154,6 +179,7 @@ for round in $(seq 1 "$ROUNDS"); do
     # why pairs too: the box's speed swings between minutes, and a round's two runs are closer
     # in time than the medians of all rounds are
     echo "small pair rps_ratio $(ratio "${round_rps[litebrain]}" "${round_rps[nginx]}")" >>"$R"
+    [ -n "$CAP_ROOT" ] && echo "capped pair rps_ratio $(ratio "${round_cap[litebrain]}" "${round_cap[nginx]}")" >>"$R"
     echo "stream pair ttfb_diff $(sub "${round_ttfb[litebrain]}" "${round_ttfb[nginx]}")" >>"$R"
     echo "warm pair ttfb_diff $(sub "${round_warm[litebrain]}" "${round_warm[nginx]}")" >>"$R"
     # one stream at a time, and 10 MiB: paired — each request goes to direct, litebrain, nginx
@@ -215,6 +241,22 @@ med() {  # case target metric: median of the rounds
 }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 
+capped_rows() {  # the capped small case's rows, or one saying why it did not run
+    if [ -z "$CAP_ROOT" ]; then
+        echo "| small, each server capped at $CAP_PCT % of a core | not run: $CAP_WHY | | | | | | |"
+        return
+    fi
+    local rl rn cl cn ul un sl sn
+    rl=$(med capped litebrain rps) rn=$(med capped nginx rps)
+    cl=$(med capped litebrain cpu_us) cn=$(med capped nginx cpu_us)
+    ul=$(med capped litebrain user_us) un=$(med capped nginx user_us)
+    sl=$(med capped litebrain sys_us) sn=$(med capped nginx sys_us)
+    echo "| small, each server capped at $CAP_PCT % of a core (cgroup v$CAP_V CPU quota; the server is the bottleneck) | req/s | — | $rl | $rn | $(ratio $rl $rn) | ≥ 1.20 | $(verdict $(awk -v a=$rl -v b=$rn 'BEGIN{print (a >= 1.2 * b)}')) |"
+    echo "| | req/s, litebrain / nginx of each round (median of the $ROUNDS pairs) | | | | $(med capped pair rps_ratio) | | |"
+    echo "| | p50 ms | — | $(med capped litebrain p50) | $(med capped nginx p50) | | | |"
+    echo "| | server CPU µs per request (user + sys) | — | $cl | $cn | $(ratio $cl $cn) | | |"
+    echo "| | … of which user / sys µs | — | $ul / $sl | $un / $sn | | | |"
+}
 for t in $TARGETS; do
     for m in rps p50 p99 cpu_us user_us sys_us box_us box_busy; do eval "S_${m}_$t=$(med small $t $m)"; done
     for m in ttfb ttfb99 lag lag99 gap; do eval "T_${m}_$t=$(med stream $t $m)"; done
@@ -252,6 +294,7 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | | box CPU µs per request (every process + kernel, both cores) | $S_box_us_direct | $S_box_us_litebrain | $S_box_us_nginx | $(ratio $S_box_us_litebrain $S_box_us_nginx) | | |
 | | box busy % (both cores) | $S_box_busy_direct | $S_box_busy_litebrain | $S_box_busy_nginx | | | |
 | | ceiling: litebrain / nginx req/s if litebrain used no CPU (box CPU-bound) | — | — | — | $(awk -v b=$S_box_us_nginx -v c=$S_cpu_us_nginx 'BEGIN { if (b - c > 0) printf "%.2f", b / (b - c); else print "n/a" }') | | |
+$(capped_rows)
 | stream, $STREAM_CONNS × $STREAM_TOKENS lines @ $((1000 / STREAM_TPS)) ms | TTFB p50 ms | $T_ttfb_direct | $T_ttfb_litebrain | $T_ttfb_nginx | | | |
 | | TTFB added ms | — | $lb_ttfb_add | $ng_ttfb_add | $(ratio $lb_ttfb_add $ng_ttfb_add) | | |
 | | TTFB p50, litebrain − nginx of each round (median of the $ROUNDS pairs) ms | | | | $ttfb_pair | ≤ 0 | $(verdict $(awk -v d=$ttfb_pair 'BEGIN{print (d <= 0)}')) |

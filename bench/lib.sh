@@ -97,3 +97,43 @@ stop_servers() {   # SIGTERM both and wait (the proxy drains: nothing is in flig
     kill $LBPID $NGPID 2>/dev/null
     wait $LBPID $NGPID 2>/dev/null
 }
+
+# ---- CPU caps: one cgroup per server, whose CFS quota can be switched on and off ----
+# cgroup v2 (cpu.max, the cpu controller enabled at the root) or v1 (the cpu hierarchy's
+# cpu.cfs_quota_us); CAP_ROOT is empty when neither is writable here.
+CAP_PERIOD_US=100000    # CFS period; the quota is a share of it
+cap_init() {  # find a writable cpu cgroup root; sets CAP_ROOT and CAP_V (1 or 2), or says why not
+    local m
+    CAP_ROOT= CAP_V= CAP_WHY=
+    if grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then
+        CAP_ROOT=/sys/fs/cgroup CAP_V=2
+    else
+        m=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpu(,|$)/ {print $2; exit}' /proc/mounts)
+        [ -n "$m" ] && [ -e "$m/cpu.cfs_quota_us" ] && CAP_ROOT=$m CAP_V=1
+    fi
+    [ -n "$CAP_ROOT" ] || { CAP_WHY="no cpu cgroup controller here"; return 1; }
+    mkdir -p "$CAP_ROOT/lbbench-$$" 2>/dev/null && rmdir "$CAP_ROOT/lbbench-$$" 2>/dev/null ||
+        { CAP_WHY="cannot create a cgroup under $CAP_ROOT"; CAP_ROOT=; return 1; }
+}
+cap_join() {  # name pids...: put the processes (all their threads) in cgroup lbbench-PID-name
+    local g="$CAP_ROOT/lbbench-$$-$1" p
+    shift
+    mkdir -p "$g" || return 1
+    for p in "$@"; do echo "$p" >"$g/cgroup.procs" || return 1; done
+}
+cap_set() {  # name pct|off: cap the group at pct % of one core, or lift the cap
+    local g="$CAP_ROOT/lbbench-$$-$1" q
+    if [ "$CAP_V" = 2 ]; then
+        [ "$2" = off ] && q=max || q=$((CAP_PERIOD_US * $2 / 100))
+        echo "$q $CAP_PERIOD_US" >"$g/cpu.max"
+    else
+        [ "$2" = off ] && q=-1 || q=$((CAP_PERIOD_US * $2 / 100))
+        echo $CAP_PERIOD_US >"$g/cpu.cfs_period_us" && echo "$q" >"$g/cpu.cfs_quota_us"
+    fi
+}
+cap_done() {  # remove this run's groups (their processes must have exited)
+    [ -n "${CAP_ROOT:-}" ] || return 0
+    local g
+    for g in "$CAP_ROOT"/lbbench-$$-*; do [ -d "$g" ] && rmdir "$g" 2>/dev/null; done
+    return 0
+}
