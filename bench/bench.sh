@@ -152,12 +152,6 @@ for round in $(seq 1 "$ROUNDS"); do
     for t in $order; do
         run_small small $t
         round_rps[$t]=$rps
-        if [ -n "$CAP_ROOT" ] && [ $t != direct ]; then   # the same load, the server held to CAP_PCT % of a core
-            cap_set $t $CAP_PCT || die "cannot cap $t's CPU"
-            run_small capped $t
-            cap_set $t off || die "cannot lift $t's CPU cap"
-            round_cap[$t]=$rps
-        fi
 
         out=$(taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/stream.json" \
               --conns $STREAM_CONNS --requests $STREAM_REQS --interval-ms $((1000 / STREAM_TPS))) \
@@ -175,6 +169,15 @@ for round in $(seq 1 "$ROUNDS"); do
               || die "one-stream case on $t failed"
         round_warm[$t]=$(kv "$out" ttfb_p50_ms)
         echo "warm $t ttfb ${round_warm[$t]}" >>"$R"
+    done
+    # the same load with the server held to CAP_PCT % of a core; the two proxies back to back,
+    # so the box's swings hit a round's pair alike
+    for t in $order; do
+        [ -n "$CAP_ROOT" ] && [ $t != direct ] || continue
+        cap_set $t $CAP_PCT || die "cannot cap $t's CPU"
+        run_small capped $t
+        cap_set $t off || die "cannot lift $t's CPU cap"
+        round_cap[$t]=$rps
     done
     # why pairs too: the box's speed swings between minutes, and a round's two runs are closer
     # in time than the medians of all rounds are
