@@ -115,8 +115,8 @@ void mx_usage_finish(mx_usage *u);
 typedef int (*mx_ready_fn)(void *ud);                               /* 1 ready, 0 not */
 typedef void (*mx_debug_fn)(struct evbuffer *out, void *ud);        /* /debug/scaling JSON */
 
-#define MX_SERVER_MAX_CONNS 64          /* scrape connections served at once; more get 503 */
-#define MX_SERVER_TIMEOUT_SECONDS 10    /* read/write timeout of a metrics connection */
+#define MX_SERVER_MAX_CONNS 64          /* connections open at once (from accept); more get 503 */
+#define MX_SERVER_TIMEOUT_SECONDS 10    /* whole-request, keep-alive idle and write timeout, s */
 #define MX_SERVER_MAX_HEADER_BYTES 8192 /* request head limit on the metrics port */
 #define MX_SERVER_MAX_BODY_BYTES 4096   /* request body limit on the metrics port */
 #define MX_SERVER_ACCEPT_PAUSE 0.25     /* listener paused this long when accept() runs out of fds, s */
@@ -128,8 +128,12 @@ typedef struct mx_server mx_server;
 mx_server *mx_server_start(struct event_base *base, const char *host, int port,
                            mx_ready_fn ready, mx_debug_fn debug, void *ud,
                            char *err, size_t errlen);
+/* Change the timeout (default MX_SERVER_TIMEOUT_SECONDS): request and idle timers armed from
+ * now on, write timeouts of connections accepted from now on; seconds <= 0 is ignored.  For
+ * tests. */
+void mx_server_set_timeout(mx_server *s, double seconds);
 int mx_server_port(const mx_server *s);         /* bound port */
-int mx_server_connections(const mx_server *s);  /* connections that sent a request, still open */
+int mx_server_connections(const mx_server *s);  /* connections open now */
 int mx_server_accept_pauses(const mx_server *s); /* times accept() ran out of descriptors */
 void mx_server_free(mx_server *s);
 

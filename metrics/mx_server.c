@@ -1,40 +1,401 @@
 /* mx_server.c — the metrics port: /metrics, /healthz, /readyz, /debug/scaling on the shared
- * event_base through libevent's evhttp.  evhttp writes are non-blocking, so a slow scraper only
- * holds its own buffered response; connections are capped and time out. */
-#include <arpa/inet.h>
+ * event_base.  Its own small HTTP/1.1 server (a libevent listener, one bufferevent and one
+ * llhttp parser per connection) rather than evhttp, because evhttp 2.1 cannot bound a whole
+ * request in time nor count connections before their first request: a client trickling one
+ * header byte every few seconds kept its connection for hours, and any number of them.  Here
+ * every open connection counts against MX_SERVER_MAX_CONNS from accept() on, each request
+ * (head and body) must arrive within the timeout of its first byte, and an idle keep-alive
+ * connection is closed after the same time.  Writes are non-blocking: a slow scraper holds
+ * only its own rendered response; one that stops reading is closed by the write timeout. */
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <llhttp.h>
 #include "metrics/mx_internal.h"
 
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_JSON "application/json"
 
+#define LISTEN_BACKLOG 128              /* pending connections the kernel queues for us */
+#define PATH_MAX_BYTES 64               /* path bytes kept; longer paths are none of ours (404) */
+#define HEAD_MAX_BYTES 512              /* a response head we build */
+#define DRAIN_BYTES 4096                /* scratch for reading what an over-limit client sent */
+#define INPUT_MAX_BYTES (MX_SERVER_MAX_HEADER_BYTES + MX_SERVER_MAX_BODY_BYTES) /* read no further
+                                           ahead while an answer is being written */
+#define OVER_LIMIT_ANSWER "HTTP/1.1 503 Service Unavailable\r\n" \
+    "Content-Type: " CT_TEXT "\r\nCache-Control: no-store\r\n" \
+    "Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n"
+
+typedef struct mx_conn mx_conn;
+
 struct mx_server {
-    struct evhttp *http;                /* the evhttp server on the shared base */
+    struct event_base *base;            /* the shared loop */
+    struct evconnlistener *lis;         /* the listening socket */
+    struct event *resume;               /* re-enables lis after an accept pause */
     int port;                           /* bound port */
     mx_ready_fn ready;                  /* /readyz answer, NULL = always ready */
     mx_debug_fn debug;                  /* /debug/scaling JSON, NULL = controller off */
     void *ud;                           /* user data of both callbacks */
-    struct evhttp_connection *conn[MX_SERVER_MAX_CONNS]; /* connections that sent a request */
-    int n_conn;                         /* entries in conn */
-    struct evconnlistener *lis;         /* evhttp's listener (owned by evhttp) */
-    struct event *resume;               /* re-enables lis after an accept pause */
+    struct timeval timeout;             /* request, idle and write timeout */
+    mx_conn *conns;                     /* open connections (doubly linked) */
+    int n_conn;                         /* entries in conns */
     int paused;                         /* accept pauses so far */
-    mx_server *next;                    /* the list of live servers */
 };
 
-/* Every live server: libevent hands the accept error callback evhttp's context, not ours. */
-static mx_server *g_servers;
+struct mx_conn {
+    mx_server *s;                       /* owner */
+    struct bufferevent *bev;            /* the socket */
+    struct event *timer;                /* request deadline, or the idle timeout between them */
+    llhttp_t parser;                    /* request parser (settings: g_settings) */
+    char path[PATH_MAX_BYTES + 1];      /* request path, NUL-terminated (query cut off) */
+    size_t path_len;                    /* bytes in path */
+    size_t head_bytes;                  /* bytes of the request head so far (target + fields) */
+    size_t body_bytes;                  /* body bytes so far (read and dropped) */
+    int status;                         /* error status a callback chose (413, 431), else 0 */
+    uint8_t path_long;                  /* the path did not fit: not one of ours */
+    uint8_t in_request;                 /* between a request's first byte and its answer */
+    uint8_t closing;                    /* close once the output is written */
+    mx_conn *prev, *next;               /* s->conns */
+};
+
+static llhttp_settings_t g_settings;    /* the parser callbacks (filled once) */
+
+/* Close and free c. */
+static void conn_free(mx_conn *c)
+{
+    mx_server *s = c->s;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conn--;
+    event_free(c->timer);
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+/* (Re)arm c's timer for the server's timeout from now. */
+static void conn_arm(mx_conn *c)
+{
+    evtimer_add(c->timer, &c->s->timeout);
+}
+
+/* Queue one response: status with body (drained from `body`; HEAD keeps only its length).
+ * With close set, or when the request does not keep the connection alive, the connection
+ * closes once the response is written. */
+static void respond(mx_conn *c, int status, const char *reason, const char *ct,
+                    struct evbuffer *body, int close)
+{
+    char head[HEAD_MAX_BYTES], date[64];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = evbuffer_get_length(body);
+    time_t now = time(NULL);
+    struct tm tm;
+    int n;
+
+    if (!close && !llhttp_should_keep_alive(&c->parser))
+        close = 1;
+    if (!gmtime_r(&now, &tm) || !strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm))
+        date[0] = '\0';
+    n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                 "Cache-Control: no-store\r\nDate: %s\r\nContent-Length: %zu\r\n%s\r\n",
+                 status, reason, ct, date, len, close ? "Connection: close\r\n" : "");
+    evbuffer_add(out, head, (size_t)n);
+    if (llhttp_get_method(&c->parser) == HTTP_HEAD && c->status == 0)
+        evbuffer_drain(body, len);
+    else
+        evbuffer_add_buffer(out, body);
+    if (close) {
+        c->closing = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+/* Answer the request that just ended (c->path, the parser's method). */
+static void answer(mx_conn *c)
+{
+    mx_server *s = c->s;
+    struct evbuffer *body = evbuffer_new();
+    llhttp_method_t m = (llhttp_method_t)llhttp_get_method(&c->parser);
+    const char *path = c->path;
+
+    if (!body) {
+        c->closing = 1;                 /* out of memory: drop the connection */
+        return;
+    }
+    if ((m != HTTP_GET && m != HTTP_HEAD) || c->path_long)
+        path = "";                      /* DESIGN: anything but GET (or HEAD) → 404 */
+    if (strcmp(path, "/metrics") == 0) {
+        mx_render(body, mx_now());
+        respond(c, 200, "OK", CT_METRICS, body, 0);
+    } else if (strcmp(path, "/healthz") == 0) {
+        evbuffer_add(body, "ok\n", 3);
+        respond(c, 200, "OK", CT_TEXT, body, 0);
+    } else if (strcmp(path, "/readyz") == 0) {
+        int ok = s->ready ? s->ready(s->ud) : 1;
+        evbuffer_add_printf(body, ok ? "ready\n" : "not ready\n");
+        respond(c, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", CT_TEXT, body, 0);
+    } else if (strcmp(path, "/debug/scaling") == 0) {
+        if (s->debug)
+            s->debug(body, s->ud);
+        else
+            evbuffer_add_printf(body, "{\"mode\":\"off\",\"controller\":\"off\"}\n");
+        respond(c, 200, "OK", CT_JSON, body, 0);
+    } else {
+        evbuffer_add(body, "not found\n", 10);
+        respond(c, 404, "Not Found", CT_TEXT, body, 0);
+    }
+    evbuffer_free(body);
+}
+
+/* Answer a request that cannot be read on (status 400, 413 or 431) and close after it. */
+static void answer_error(mx_conn *c, int status)
+{
+    struct evbuffer *body = evbuffer_new();
+    const char *reason = status == 413 ? "Content Too Large" :
+                         status == 431 ? "Request Header Fields Too Large" : "Bad Request";
+    if (!body) {
+        c->closing = 1;
+        return;
+    }
+    evbuffer_add_printf(body, "%s\n", status == 413 ? "body too large" :
+                        status == 431 ? "request head too large" : "bad request");
+    c->status = status;                 /* why: respond() sends the body even to a HEAD */
+    respond(c, status, reason, CT_TEXT, body, 1);
+    evbuffer_free(body);
+}
+
+/* Head bytes so far; -1 (error 431) past the limit. */
+static int count_head(mx_conn *c, size_t n)
+{
+    c->head_bytes += n;
+    if (c->head_bytes <= MX_SERVER_MAX_HEADER_BYTES)
+        return 0;
+    c->status = 431;
+    return -1;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    mx_conn *c = p->data;
+    c->path_len = c->head_bytes = c->body_bytes = 0;
+    c->path[0] = '\0';
+    c->path_long = 0;
+    c->status = 0;
+    c->in_request = 1;
+    conn_arm(c);                        /* why here: the whole request within the timeout */
+    return 0;
+}
+
+/* Keep the path of the request-target: origin-form up to '?' or '#', or the path of an
+ * absolute-form target (http://authority/path). */
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    mx_conn *c = p->data;
+    size_t room = PATH_MAX_BYTES - c->path_len;
+    if (count_head(c, n) < 0)
+        return -1;
+    if (n > room) {
+        c->path_long = 1;
+        n = room;
+    }
+    memcpy(c->path + c->path_len, at, n);
+    c->path_len += n;
+    c->path[c->path_len] = '\0';
+    return 0;
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+    mx_conn *c = p->data;
+    char *q = c->path;
+    if (strncasecmp(q, "http://", 7) == 0 || strncasecmp(q, "https://", 8) == 0) {
+        q = strchr(strchr(q, ':') + 3, '/');    /* skip the authority */
+        if (!q)
+            q = c->path + c->path_len;          /* no path at all: "" → 404 */
+        memmove(c->path, q, strlen(q) + 1);
+        c->path_len = strlen(c->path);
+    }
+    c->path[strcspn(c->path, "?#")] = '\0';
+    return 0;
+}
+
+static int on_header_span(llhttp_t *p, const char *at, size_t n)
+{
+    (void)at;
+    return count_head(p->data, n);
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    mx_conn *c = p->data;
+    (void)at;
+    c->body_bytes += n;
+    if (c->body_bytes <= MX_SERVER_MAX_BODY_BYTES)
+        return 0;
+    c->status = 413;
+    return -1;
+}
+
+/* The request is whole: stop the parser here, so that it is answered before the next
+ * pipelined one is read. */
+static int on_message_complete(llhttp_t *p)
+{
+    (void)p;
+    return HPE_PAUSED;
+}
+
+/* Parse what has arrived, answering each whole request in turn.  Stops while an answer is
+ * still being written (writecb goes on), and after an error. */
+static void conn_parse(mx_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    while (!c->closing && evbuffer_get_length(out) == 0 && evbuffer_get_length(in) > 0) {
+        size_t n = evbuffer_get_contiguous_space(in);
+        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+        llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
+
+        if (e == HPE_OK) {
+            evbuffer_drain(in, n);
+        } else if (e == HPE_PAUSED) {
+            evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - p));
+            llhttp_resume(&c->parser);
+            c->in_request = 0;
+            event_del(c->timer);        /* the idle timer starts once the answer is out */
+            answer(c);
+        } else {
+            evbuffer_drain(in, evbuffer_get_length(in));
+            c->in_request = 0;
+            answer_error(c, c->status ? c->status : 400);
+        }
+    }
+}
+
+/* Free c once its last answer is written (closing), or arm the idle timer. */
+static void conn_settle(mx_conn *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return;
+    if (c->closing) {
+        conn_free(c);
+        return;
+    }
+    if (!c->in_request && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+        !evtimer_pending(c->timer, NULL))
+        conn_arm(c);                    /* idle keep-alive */
+}
+
+static void conn_readcb(struct bufferevent *bev, void *arg)
+{
+    mx_conn *c = arg;
+    (void)bev;
+    conn_parse(c);
+    conn_settle(c);
+}
+
+static void conn_writecb(struct bufferevent *bev, void *arg)
+{
+    mx_conn *c = arg;
+    (void)bev;
+    conn_parse(c);                      /* pipelined requests waited for this answer */
+    conn_settle(c);
+}
+
+static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+    mx_conn *c = arg;
+    (void)bev;
+    if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        c->closing = 1;                 /* the client half-closed: finish writing, then go */
+        return;
+    }
+    conn_free(c);                       /* error, write timeout, or EOF with nothing to send */
+}
+
+/* The request deadline or the idle timeout passed: close without an answer. */
+static void conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_free(arg);
+}
+
+/* Best effort for a connection over the limit: the fixed 503, what it already sent read and
+ * dropped (closing with unread bytes would send a reset that can destroy the answer), close. */
+static void refuse(evutil_socket_t fd)
+{
+    char scratch[DRAIN_BYTES];
+    ssize_t n = send(fd, OVER_LIMIT_ANSWER, sizeof OVER_LIMIT_ANSWER - 1,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+    while (recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0)
+        ;
+    close(fd);
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    mx_server *s = arg;
+    mx_conn *c;
+    (void)lis;
+    (void)sa;
+    (void)salen;
+    if (s->n_conn >= MX_SERVER_MAX_CONNS) {
+        refuse(fd);
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c)
+        goto fail;
+    c->s = s;
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(s->base, conn_timeout, c);
+    if (!c->bev || !c->timer) {
+        if (c->bev)
+            bufferevent_free(c->bev);   /* closes fd */
+        else
+            close(fd);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return;
+    }
+    llhttp_init(&c->parser, HTTP_REQUEST, &g_settings);
+    c->parser.data = c;
+    bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
+    bufferevent_set_timeouts(c->bev, NULL, &s->timeout);   /* write timeout only */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_MAX_BYTES); /* why: pipelined requests
+                                           wait in the input while an answer is written */
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conn++;
+    conn_arm(c);                        /* the first request's first byte */
+    return;
+fail:
+    close(fd);
+}
 
 /* The accept pause is over: listen again. */
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -45,128 +406,27 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     evconnlistener_enable(s->lis);
 }
 
-/* accept() failed.  Out of descriptors or memory, the listening socket stays readable, and
- * evhttp would retry at once forever (a busy loop that starves the proxy): pause instead, as
- * the proxy's own listener does. */
-static void on_accept_error(struct evconnlistener *lis, void *ctx)
+/* accept() failed.  Out of descriptors or memory the listening socket stays readable, and
+ * retrying at once would spin (starving the proxy): pause instead, as the proxy's own
+ * listener does. */
+static void on_accept_error(struct evconnlistener *lis, void *arg)
 {
+    mx_server *s = arg;
     int e = EVUTIL_SOCKET_ERROR();
     struct timeval tv = { 0, (suseconds_t)(MX_SERVER_ACCEPT_PAUSE * 1e6) };
-    mx_server *s = g_servers;
 
-    while (s && s->http != ctx)
-        s = s->next;
-    if (!s || (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM))
+    if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
         return;                         /* a transient error (the peer reset): go on */
     evconnlistener_disable(lis);
     evtimer_add(s->resume, &tv);
     s->paused++;
 }
 
-/* evhttp is about to free a connection we track: forget it. */
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-    mx_server *s = arg;
-    for (int i = 0; i < s->n_conn; i++)
-        if (s->conn[i] == evcon) {
-            s->conn[i] = s->conn[--s->n_conn];
-            return;
-        }
-}
-
-/* Track the request's connection.  Returns 0, or -1 when it is new and the table is full. */
-static int conn_track(mx_server *s, struct evhttp_request *req)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (!evcon)
-        return 0;
-    for (int i = 0; i < s->n_conn; i++)
-        if (s->conn[i] == evcon)
-            return 0;
-    if (s->n_conn == MX_SERVER_MAX_CONNS)
-        return -1;
-    s->conn[s->n_conn++] = evcon;
-    evhttp_connection_set_closecb(evcon, conn_closed, s);
-    return 0;
-}
-
-/* Send status with body (moved out of `body`), Content-Type ct; HEAD gets the headers only,
- * with the Content-Length the body would have had. */
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *ct,
-                  struct evbuffer *body)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", ct);
-    evhttp_add_header(h, "Cache-Control", "no-store");
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-        char len[32];
-        snprintf(len, sizeof len, "%zu", evbuffer_get_length(body));
-        evhttp_add_header(h, "Content-Length", len);
-        evbuffer_drain(body, evbuffer_get_length(body));
-    }
-    evhttp_send_reply(req, code, reason, body);
-}
-
-/* /debug/scaling: the controller's JSON, or a fixed answer when there is no controller. */
-static void debug_body(mx_server *s, struct evbuffer *body)
-{
-    if (s->debug)
-        s->debug(body, s->ud);
-    else
-        evbuffer_add_printf(body, "{\"mode\":\"off\",\"controller\":\"off\"}\n");
-}
-
-/* Every request on the metrics port. */
-static void on_request(struct evhttp_request *req, void *arg)
-{
-    mx_server *s = arg;
-    struct evbuffer *body = evbuffer_new();
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-
-    if (!body) {
-        evhttp_send_error(req, HTTP_SERVUNAVAIL, NULL);
-        return;
-    }
-    if (conn_track(s, req) < 0) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-        evbuffer_add_printf(body, "too many connections\n");
-        reply(req, HTTP_SERVUNAVAIL, "Service Unavailable", CT_TEXT, body);
-        goto out;
-    }
-    if (!path || !*path)
-        path = "/";
-    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
-        path = "";                              /* DESIGN: anything but GET (or HEAD) → 404 */
-    if (strcmp(path, "/metrics") == 0) {
-        mx_render(body, mx_now());
-        reply(req, HTTP_OK, "OK", CT_METRICS, body);
-    } else if (strcmp(path, "/healthz") == 0) {
-        evbuffer_add_printf(body, "ok\n");
-        reply(req, HTTP_OK, "OK", CT_TEXT, body);
-    } else if (strcmp(path, "/readyz") == 0) {
-        int ok = s->ready ? s->ready(s->ud) : 1;
-        evbuffer_add_printf(body, ok ? "ready\n" : "not ready\n");
-        reply(req, ok ? HTTP_OK : HTTP_SERVUNAVAIL, ok ? "OK" : "Service Unavailable",
-              CT_TEXT, body);
-    } else if (strcmp(path, "/debug/scaling") == 0) {
-        debug_body(s, body);
-        reply(req, HTTP_OK, "OK", CT_JSON, body);
-    } else {
-        evbuffer_add_printf(body, "not found\n");
-        reply(req, HTTP_NOTFOUND, "Not Found", CT_TEXT, body);
-    }
-out:
-    evbuffer_free(body);
-}
-
-/* Port a bound evhttp socket listens on, or -1. */
-static int bound_port(struct evhttp_bound_socket *b)
+/* Port a bound socket listens on, or -1. */
+static int bound_port(evutil_socket_t fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    evutil_socket_t fd = evhttp_bound_socket_get_fd(b);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
     if (ss.ss_family == AF_INET)
@@ -180,53 +440,71 @@ mx_server *mx_server_start(struct event_base *base, const char *host, int port,
                            mx_ready_fn ready, mx_debug_fn debug, void *ud,
                            char *err, size_t errlen)
 {
-    struct evhttp_bound_socket *b;
+    struct addrinfo hints, *ai = NULL;
+    char service[16];
+    const char *h = host && *host ? host : "0.0.0.0";
     mx_server *s = calloc(1, sizeof *s);
+
     if (!s) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (!g_settings.on_message_complete) {
+        llhttp_settings_init(&g_settings);
+        g_settings.on_message_begin = on_message_begin;
+        g_settings.on_url = on_url;
+        g_settings.on_url_complete = on_url_complete;
+        g_settings.on_header_field = on_header_span;
+        g_settings.on_header_value = on_header_span;
+        g_settings.on_body = on_body;
+        g_settings.on_message_complete = on_message_complete;
+    }
+    s->base = base;
     s->ready = ready;
     s->debug = debug;
     s->ud = ud;
+    s->timeout.tv_sec = MX_SERVER_TIMEOUT_SECONDS;
     if (port < 0 || port > 65535) {
         snprintf(err, errlen, "metrics port %d out of range", port);
         goto fail;
     }
-    s->http = evhttp_new(base);
-    if (!s->http) {
-        snprintf(err, errlen, "evhttp_new failed");
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(service, sizeof service, "%d", port);
+    if (getaddrinfo(h, service, &hints, &ai) != 0 || !ai) {
+        snprintf(err, errlen, "cannot bind metrics address %s:%d: unknown host", h, port);
         goto fail;
     }
-    evhttp_set_timeout(s->http, MX_SERVER_TIMEOUT_SECONDS);
-    evhttp_set_max_headers_size(s->http, MX_SERVER_MAX_HEADER_BYTES);
-    evhttp_set_max_body_size(s->http, MX_SERVER_MAX_BODY_BYTES);
-    evhttp_set_default_content_type(s->http, CT_TEXT);
-    /* why: let every method reach on_request, which answers 404 (evhttp alone would say 405) */
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(s->http, on_request, s);
-    b = evhttp_bind_socket_with_handle(s->http, host && *host ? host : "0.0.0.0",
-                                       (uint16_t)port);
-    if (!b) {
-        snprintf(err, errlen, "cannot bind metrics address %s:%d", host ? host : "0.0.0.0", port);
+    s->lis = evconnlistener_new_bind(base, on_accept, s,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                     LISTEN_BACKLOG, ai->ai_addr, (int)ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (!s->lis) {
+        snprintf(err, errlen, "cannot bind metrics address %s:%d: %s", h, port,
+                 strerror(errno));
         goto fail;
     }
-    s->port = bound_port(b);
-    s->lis = evhttp_bound_socket_get_listener(b);
+    s->port = bound_port(evconnlistener_get_fd(s->lis));
     s->resume = evtimer_new(base, on_resume, s);
     if (!s->resume) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
     evconnlistener_set_error_cb(s->lis, on_accept_error);
-    s->next = g_servers;
-    g_servers = s;
     return s;
 fail:
     mx_server_free(s);
     return NULL;
+}
+
+void mx_server_set_timeout(mx_server *s, double seconds)
+{
+    if (!s || !(seconds > 0))
+        return;
+    s->timeout.tv_sec = (time_t)seconds;
+    s->timeout.tv_usec = (suseconds_t)((seconds - (double)s->timeout.tv_sec) * 1e6);
 }
 
 int mx_server_port(const mx_server *s)
@@ -246,21 +524,13 @@ int mx_server_accept_pauses(const mx_server *s)
 
 void mx_server_free(mx_server *s)
 {
-    mx_server **p = &g_servers;
-
     if (!s)
         return;
-    while (*p && *p != s)
-        p = &(*p)->next;
-    if (*p)
-        *p = s->next;
+    while (s->conns)
+        conn_free(s->conns);
     if (s->resume)
         event_free(s->resume);
-    if (s->http) {
-        /* why: evhttp_free frees the connections and would call conn_closed on s */
-        for (int i = 0; i < s->n_conn; i++)
-            evhttp_connection_set_closecb(s->conn[i], NULL, NULL);
-        evhttp_free(s->http);
-    }
+    if (s->lis)
+        evconnlistener_free(s->lis);
     free(s);
 }

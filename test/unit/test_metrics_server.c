@@ -22,6 +22,8 @@
 #define WAIT_SECONDS 10                 /* a wait that takes longer than this fails the test */
 #define BIG_BYTES (4 * 1024 * 1024)     /* collector output that outgrows socket buffers */
 #define SMALL_RCVBUF 4096               /* the slow scraper's receive buffer */
+#define SHORT_TIMEOUT 0.3               /* server timeout set by the timeout tests, s */
+#define TRICKLE_MS 50                   /* one header byte this often: faster than any timeout */
 
 static struct event_base *base;
 static mx_server *srv;
@@ -443,6 +445,165 @@ static void test_accept_pause(void **state)
     client_free(c);
 }
 
+/* The trickling client: a persistent timer sends one more header byte each tick. */
+typedef struct trickle {
+    client *c;                          /* the connection */
+    struct event *tick;                 /* the timer */
+    int sent;                           /* header bytes sent so far */
+} trickle;
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    trickle *t = arg;
+    (void)fd;
+    (void)what;
+    if (!t->c->eof) {
+        client_send(t->c, "x");
+        t->sent++;
+    }
+}
+
+/* A client that sends its head one byte at a time, each well within the timeout, is closed
+ * when the whole request's time is up (a per-read timeout would keep it forever), without an
+ * answer; a client served meanwhile is not disturbed. */
+static void test_trickle_closed(void **state)
+{
+    struct timeval every = { 0, TRICKLE_MS * 1000 };
+    trickle t = { 0 };
+    client *other;
+    size_t n;
+    const char *text;
+    int limit = (int)(SHORT_TIMEOUT * 1000 / TRICKLE_MS);
+    (void)state;
+    mx_server_set_timeout(srv, SHORT_TIMEOUT);
+    t.c = client_new(0);
+    client_send(t.c, "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+    t.tick = event_new(base, -1, EV_PERSIST, on_tick, &t);
+    evtimer_add(t.tick, &every);
+    other = client_new(0);
+    client_send(other, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    run_until(is_eof, other);
+    text = got_text(other, &n);
+    assert_int_equal(parse(text, n).status, 200);
+    run_until(is_eof, t.c);
+    event_free(t.tick);
+    assert_int_equal(evbuffer_get_length(t.c->got), 0);   /* closed, not answered */
+    assert_true(t.sent >= limit - 1);   /* it was trickling all along ... */
+    assert_true(t.sent <= 3 * limit);   /* ... and was cut near the timeout, not after */
+    client_free(t.c);
+    client_free(other);
+}
+
+static int conns_at_least(void *arg) { return mx_server_connections(srv) >= *(int *)arg; }
+
+/* Connections count from accept: MX_SERVER_MAX_CONNS that never send a byte fill the port,
+ * the next one gets 503 at once; the idle timeout closes them, and then a request is served. */
+static void test_idle_connections_count(void **state)
+{
+    client *c[MX_SERVER_MAX_CONNS], *late;
+    int want = MX_SERVER_MAX_CONNS;
+    size_t n;
+    const char *text;
+    (void)state;
+    mx_server_set_timeout(srv, SHORT_TIMEOUT);
+    for (int i = 0; i < MX_SERVER_MAX_CONNS; i++)
+        c[i] = client_new(0);
+    run_until(conns_at_least, &want);
+    late = client_new(0);
+    client_send(late, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    run_until(is_eof, late);
+    text = got_text(late, &n);
+    assert_int_equal(parse(text, n).status, 503);
+    client_free(late);
+    for (int i = 0; i < MX_SERVER_MAX_CONNS; i++) {
+        run_until(is_eof, c[i]);        /* closed by the idle timeout */
+        assert_int_equal(evbuffer_get_length(c[i]->got), 0);
+        client_free(c[i]);
+    }
+    run_until(no_connections, NULL);
+    late = client_new(0);
+    client_send(late, "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    run_until(is_eof, late);
+    text = got_text(late, &n);
+    assert_int_equal(parse(text, n).status, 200);
+    client_free(late);
+}
+
+/* Send raw bytes, read to EOF: the status of the first response. */
+static int raw_status(const char *bytes, size_t len)
+{
+    client *c = client_new(0);
+    size_t n;
+    const char *text;
+    int status;
+    bufferevent_write(c->bev, bytes, len);
+    run_until(is_eof, c);
+    text = got_text(c, &n);
+    status = parse(text, n).status;
+    client_free(c);
+    return status;
+}
+
+/* A malformed request gets 400, a head over MX_SERVER_MAX_HEADER_BYTES 431, a body over
+ * MX_SERVER_MAX_BODY_BYTES 413; each closes its connection (read to EOF above) and the port
+ * goes on serving. */
+static void test_bad_requests(void **state)
+{
+    static char big[MX_SERVER_MAX_HEADER_BYTES + 1024];
+    size_t n;
+    char *t;
+    (void)state;
+    assert_int_equal(raw_status("GET /metrics HTTP/1.1\r\nHost t\r\n\r\n", 33), 400);
+    assert_int_equal(raw_status("\x01\x02\r\n\r\n", 6), 400);
+    n = (size_t)snprintf(big, sizeof big, "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(big + n, 'a', MX_SERVER_MAX_HEADER_BYTES);
+    memcpy(big + n + MX_SERVER_MAX_HEADER_BYTES, "\r\n\r\n", 4);
+    assert_int_equal(raw_status(big, n + MX_SERVER_MAX_HEADER_BYTES + 4), 431);
+    n = (size_t)snprintf(big, sizeof big, "POST /metrics HTTP/1.1\r\nHost: t\r\n"
+                         "Content-Length: %d\r\n\r\n", MX_SERVER_MAX_BODY_BYTES + 1);
+    memset(big + n, 'b', MX_SERVER_MAX_BODY_BYTES + 1);
+    assert_int_equal(raw_status(big, n + MX_SERVER_MAX_BODY_BYTES + 1), 413);
+    t = exchange("GET", "/healthz", &n);
+    assert_int_equal(parse(t, n).status, 200);
+    free(t);
+}
+
+static int three_responses(void *arg)
+{
+    client *c = arg;
+    size_t n;
+    const char *t = got_text(c, &n);
+    int k = 0;
+    for (const char *p = t; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+        k++;
+    return c->eof || (k == 3 && n > 0 && t[n - 1] == '\n' && strstr(t, "ready\n"));
+}
+
+/* Pipelined requests (one write, a body on the middle one) are answered in order; an
+ * absolute-form target is served by its path and the query is ignored. */
+static void test_pipelined(void **state)
+{
+    client *c = client_new(0);
+    size_t n;
+    const char *t, *a, *b, *d;
+    (void)state;
+    ready_value = 1;
+    client_send(c, "GET http://x:9090/healthz?a=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+                   "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n");
+    run_until(three_responses, c);
+    t = got_text(c, &n);
+    a = strstr(t, "HTTP/1.1 ");
+    b = strstr(a + 1, "HTTP/1.1 ");
+    d = b ? strstr(b + 1, "HTTP/1.1 ") : NULL;
+    assert_non_null(d);
+    assert_int_equal(strncmp(a, "HTTP/1.1 200", 12), 0);
+    assert_int_equal(strncmp(b, "HTTP/1.1 404", 12), 0);
+    assert_int_equal(strncmp(d, "HTTP/1.1 200", 12), 0);
+    assert_non_null(strstr(d, "\r\n\r\nready\n"));
+    client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +616,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_scraper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accept_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trickle_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_connections_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
