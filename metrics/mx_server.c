@@ -32,6 +32,7 @@
 #define PATH_MAX_BYTES 64               /* path bytes kept; longer paths are none of ours (404) */
 #define HEAD_MAX_BYTES 512              /* a response head we build */
 #define DRAIN_BYTES 4096                /* scratch for reading what an over-limit client sent */
+#define DRAIN_READS 16                  /* ... read at most this many times (not a loop to spin in) */
 #define INPUT_MAX_BYTES (MX_SERVER_MAX_HEADER_BYTES + MX_SERVER_MAX_BODY_BYTES) /* read no further
                                            ahead while an answer is being written */
 #define OVER_LIMIT_ANSWER "HTTP/1.1 503 Service Unavailable\r\n" \
@@ -61,12 +62,19 @@ struct mx_conn {
     llhttp_t parser;                    /* request parser (settings: g_settings) */
     char path[PATH_MAX_BYTES + 1];      /* request path, NUL-terminated (query cut off) */
     size_t path_len;                    /* bytes in path */
-    size_t head_bytes;                  /* bytes of the request head so far (target + fields) */
-    size_t body_bytes;                  /* body bytes so far (read and dropped) */
+    size_t head_bytes;                  /* bytes fed to the parser since the last request ended,
+                                           while no head is complete */
+    size_t body_bytes;                  /* body, chunk-extension and trailer bytes so far */
     int status;                         /* error status a callback chose (413, 431), else 0 */
     uint8_t path_long;                  /* the path did not fit: not one of ours */
+    uint8_t in_query;                   /* the target's query or fragment began: not kept */
+    uint8_t have_method;                /* the parser has this request's method */
+    uint8_t in_head;                    /* no head complete since the last request ended */
     uint8_t in_request;                 /* between a request's first byte and its answer */
     uint8_t closing;                    /* close once the output is written */
+    uint8_t eof;                        /* the client half-closed: answer what is whole, then go */
+    uint8_t linger;                     /* after an error answer: read and drop until the
+                                           client's FIN or the timer, then close */
     mx_conn *prev, *next;               /* s->conns */
 };
 
@@ -113,9 +121,10 @@ static void respond(mx_conn *c, int status, const char *reason, const char *ct,
         date[0] = '\0';
     n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                  "Cache-Control: no-store\r\nDate: %s\r\nContent-Length: %zu\r\n%s\r\n",
-                 status, reason, ct, date, len, close ? "Connection: close\r\n" : "");
+                 status, reason, ct, date, len, close ? "Connection: close\r\n" :
+                 llhttp_get_http_minor(&c->parser) == 0 ? "Connection: keep-alive\r\n" : "");
     evbuffer_add(out, head, (size_t)n);
-    if (llhttp_get_method(&c->parser) == HTTP_HEAD && c->status == 0)
+    if (c->have_method && llhttp_get_method(&c->parser) == HTTP_HEAD)
         evbuffer_drain(body, len);
     else
         evbuffer_add_buffer(out, body);
@@ -162,7 +171,8 @@ static void answer(mx_conn *c)
     evbuffer_free(body);
 }
 
-/* Answer a request that cannot be read on (status 400, 413 or 431) and close after it. */
+/* Answer a request that cannot be read on (status 400, 413 or 431) and close after it,
+ * lingering: what the client still sends is read and dropped (see conn_settle). */
 static void answer_error(mx_conn *c, int status)
 {
     struct evbuffer *body = evbuffer_new();
@@ -174,41 +184,51 @@ static void answer_error(mx_conn *c, int status)
     }
     evbuffer_add_printf(body, "%s\n", status == 413 ? "body too large" :
                         status == 431 ? "request head too large" : "bad request");
-    c->status = status;                 /* why: respond() sends the body even to a HEAD */
     respond(c, status, reason, CT_TEXT, body, 1);
     evbuffer_free(body);
+    c->closing = 0;                     /* why: conn_settle closes it after the linger */
+    c->linger = 1;
+    bufferevent_enable(c->bev, EV_READ);
 }
 
-/* Head bytes so far; -1 (error 431) past the limit. */
-static int count_head(mx_conn *c, size_t n)
+/* Body-phase bytes (body, chunk extensions, trailers) so far; -1 (error 413) past the limit. */
+static int count_body(mx_conn *c, size_t n)
 {
-    c->head_bytes += n;
-    if (c->head_bytes <= MX_SERVER_MAX_HEADER_BYTES)
+    c->body_bytes += n;
+    if (c->body_bytes <= MX_SERVER_MAX_BODY_BYTES)
         return 0;
-    c->status = 431;
+    c->status = 413;
     return -1;
 }
 
 static int on_message_begin(llhttp_t *p)
 {
     mx_conn *c = p->data;
-    c->path_len = c->head_bytes = c->body_bytes = 0;
+    c->path_len = c->body_bytes = 0;
     c->path[0] = '\0';
-    c->path_long = 0;
+    c->path_long = c->in_query = c->have_method = 0;
     c->status = 0;
     c->in_request = 1;
     conn_arm(c);                        /* why here: the whole request within the timeout */
     return 0;
 }
 
-/* Keep the path of the request-target: origin-form up to '?' or '#', or the path of an
- * absolute-form target (http://authority/path). */
+/* Keep the request-target up to its query or fragment (on_url_complete takes the path out
+ * of an absolute-form target). */
 static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     mx_conn *c = p->data;
     size_t room = PATH_MAX_BYTES - c->path_len;
-    if (count_head(c, n) < 0)
-        return -1;
+    const char *q;
+    c->have_method = 1;                 /* why: the method comes before the target */
+    if (c->in_query)
+        return 0;
+    for (q = at; q < at + n && *q != '?' && *q != '#'; q++)
+        ;
+    if (q < at + n) {
+        c->in_query = 1;
+        n = (size_t)(q - at);
+    }
     if (n > room) {
         c->path_long = 1;
         n = room;
@@ -230,55 +250,74 @@ static int on_url_complete(llhttp_t *p)
         memmove(c->path, q, strlen(q) + 1);
         c->path_len = strlen(c->path);
     }
-    c->path[strcspn(c->path, "?#")] = '\0';
     return 0;
 }
 
-static int on_header_span(llhttp_t *p, const char *at, size_t n)
+static int on_headers_complete(llhttp_t *p)
 {
-    (void)at;
-    return count_head(p->data, n);
+    ((mx_conn *)p->data)->in_head = 0;
+    return 0;
 }
 
-static int on_body(llhttp_t *p, const char *at, size_t n)
+/* Body, chunk-extension and trailer bytes: counted against the body limit, dropped.  (Head
+ * bytes are counted as they are fed, in conn_parse.) */
+static int on_body_span(llhttp_t *p, const char *at, size_t n)
 {
     mx_conn *c = p->data;
     (void)at;
-    c->body_bytes += n;
-    if (c->body_bytes <= MX_SERVER_MAX_BODY_BYTES)
-        return 0;
-    c->status = 413;
-    return -1;
+    return c->in_head ? 0 : count_body(c, n);
 }
 
 /* The request is whole: stop the parser here, so that it is answered before the next
  * pipelined one is read. */
 static int on_message_complete(llhttp_t *p)
 {
-    (void)p;
+    ((mx_conn *)p->data)->in_head = 1;  /* the next bytes are the next request's head */
     return HPE_PAUSED;
 }
 
 /* Parse what has arrived, answering each whole request in turn.  Stops while an answer is
- * still being written (writecb goes on), and after an error. */
+ * still being written (writecb goes on), and after an error.  While no head is complete, at
+ * most one byte more than the head limit allows is fed at a time, so every head byte (request
+ * line, fields, line ends) counts against MX_SERVER_MAX_HEADER_BYTES. */
 static void conn_parse(mx_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
+    if (c->linger) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     while (!c->closing && evbuffer_get_length(out) == 0 && evbuffer_get_length(in) > 0) {
         size_t n = evbuffer_get_contiguous_space(in);
-        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-        llhttp_errno_t e = llhttp_execute(&c->parser, p, n);
+        const char *p;
+        llhttp_errno_t e;
+        int head = c->in_head;
 
+        if (head && n > MX_SERVER_MAX_HEADER_BYTES - c->head_bytes + 1)
+            n = MX_SERVER_MAX_HEADER_BYTES - c->head_bytes + 1;
+        p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+        e = llhttp_execute(&c->parser, p, n);
+        if (e == HPE_OK && head && c->in_head) {
+            c->head_bytes += n;
+            if (c->head_bytes > MX_SERVER_MAX_HEADER_BYTES) {
+                c->status = 431;
+                e = HPE_USER;
+            }
+        }
         if (e == HPE_OK) {
             evbuffer_drain(in, n);
         } else if (e == HPE_PAUSED) {
             evbuffer_drain(in, (size_t)(llhttp_get_error_pos(&c->parser) - p));
-            llhttp_resume(&c->parser);
+            c->head_bytes = 0;
             c->in_request = 0;
             event_del(c->timer);        /* the idle timer starts once the answer is out */
             answer(c);
+            if (c->parser.upgrade)      /* Upgrade or CONNECT: answered, and we stay HTTP/1.1 */
+                llhttp_reset(&c->parser);
+            else
+                llhttp_resume(&c->parser);
         } else {
             evbuffer_drain(in, evbuffer_get_length(in));
             c->in_request = 0;
@@ -287,13 +326,23 @@ static void conn_parse(mx_conn *c)
     }
 }
 
-/* Free c once its last answer is written (closing), or arm the idle timer. */
+/* Once the output is written: free c when it is closing or the client half-closed; start
+ * the linger after an error answer (our FIN, then the timer bounds the wait for the client's);
+ * or arm the idle timer. */
 static void conn_settle(mx_conn *c)
 {
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
         return;
-    if (c->closing) {
+    if (c->closing || c->eof) {
         conn_free(c);
+        return;
+    }
+    if (c->linger) {
+        if (c->linger == 1) {
+            c->linger = 2;
+            shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+            conn_arm(c);
+        }
         return;
     }
     if (!c->in_request && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
@@ -323,13 +372,13 @@ static void conn_eventcb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) &&
         evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-        c->closing = 1;                 /* the client half-closed: finish writing, then go */
+        c->eof = 1;                     /* the client half-closed: finish writing, then go */
         return;
     }
     conn_free(c);                       /* error, write timeout, or EOF with nothing to send */
 }
 
-/* The request deadline or the idle timeout passed: close without an answer. */
+/* The request deadline, the idle timeout or the linger passed: close (without an answer). */
 static void conn_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -346,7 +395,7 @@ static void refuse(evutil_socket_t fd)
                      MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
     shutdown(fd, SHUT_WR);
-    while (recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0)
+    for (int i = 0; i < DRAIN_READS && recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0; i++)
         ;
     close(fd);
 }
@@ -381,6 +430,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
     }
     llhttp_init(&c->parser, HTTP_REQUEST, &g_settings);
     c->parser.data = c;
+    c->in_head = 1;
     bufferevent_setcb(c->bev, conn_readcb, conn_writecb, conn_eventcb, c);
     bufferevent_set_timeouts(c->bev, NULL, &s->timeout);   /* write timeout only */
     bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_MAX_BYTES); /* why: pipelined requests
@@ -454,9 +504,12 @@ mx_server *mx_server_start(struct event_base *base, const char *host, int port,
         g_settings.on_message_begin = on_message_begin;
         g_settings.on_url = on_url;
         g_settings.on_url_complete = on_url_complete;
-        g_settings.on_header_field = on_header_span;
-        g_settings.on_header_value = on_header_span;
-        g_settings.on_body = on_body;
+        g_settings.on_headers_complete = on_headers_complete;
+        g_settings.on_header_field = on_body_span;     /* trailers; head fields count in conn_parse */
+        g_settings.on_header_value = on_body_span;
+        g_settings.on_chunk_extension_name = on_body_span;
+        g_settings.on_chunk_extension_value = on_body_span;
+        g_settings.on_body = on_body_span;
         g_settings.on_message_complete = on_message_complete;
     }
     s->base = base;

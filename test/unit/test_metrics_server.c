@@ -33,6 +33,7 @@ typedef struct client {
     struct bufferevent *bev;            /* the connection */
     struct evbuffer *got;               /* every byte received */
     int eof;                            /* peer closed or error */
+    int err;                            /* the connection failed (a reset, not a FIN) */
     char *text;                         /* NUL-terminated copy of got (see got_text) */
 } client;
 
@@ -48,6 +49,8 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
         c->eof = 1;
+    if (what & BEV_EVENT_ERROR)
+        c->err = 1;
 }
 
 /* Connect to the server; rcvbuf > 0 shrinks the socket's receive buffer first. */
@@ -604,6 +607,142 @@ static void test_pipelined(void **state)
     client_free(c);
 }
 
+/* A client whose bytes were sent (blocking) and whose write side is shut before the loop runs;
+ * then read through a bufferevent like the others. */
+static client *client_sent_shut(const char *bytes, size_t len)
+{
+    client *c = calloc(1, sizeof *c);
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)mx_server_port(srv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);   /* the backlog takes it */
+    assert_int_equal(send(fd, bytes, len, 0), (ssize_t)len);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    evutil_make_socket_nonblocking(fd);
+    c->got = evbuffer_new();
+    c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(c->bev, client_read, NULL, client_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+    return c;
+}
+
+/* How many responses (status lines) text holds. */
+static int count_responses(const char *text)
+{
+    int k = 0;
+    for (const char *p = text; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+        k++;
+    return k;
+}
+
+/* Pipelined requests followed by the client's FIN (`printf ... | nc -N`): every one answered
+ * before the server closes. */
+static void test_pipelined_then_fin(void **state)
+{
+    static const char reqs[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+                               "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    client *c = client_sent_shut(reqs, sizeof reqs - 1);
+    size_t n;
+    const char *t;
+    (void)state;
+    run_until(is_eof, c);
+    t = got_text(c, &n);
+    assert_int_equal(count_responses(t), 3);
+    assert_false(c->err);
+    assert_int_equal(memcmp(t + n - 3, "ok\n", 3), 0);
+    client_free(c);
+}
+
+static int n_responses_or_eof(void *arg)
+{
+    client *c = arg;
+    size_t n;
+    const char *t = got_text(c, &n);
+    return c->eof || (count_responses(t) == 2 && n > 3 && memcmp(t + n - 3, "ok\n", 3) == 0);
+}
+
+/* An Upgrade request (curl --http2 on http://) and a CONNECT are answered as plain HTTP/1.1,
+ * and the connection goes on serving the request after them; a long query does not hide the
+ * path; an HTTP/1.0 client asking for keep-alive is told it is kept. */
+static void test_upgrade_query_http10(void **state)
+{
+    static const char *const firsts[] = {
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+        "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        "GET /healthz?qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"
+        "qqqqqqqqqqqqqqqqqqqqqqqqqqqq HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    };
+    static const int first_status[] = { 200, 404, 200, 200 };
+    (void)state;
+    for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
+        client *c = client_new(0);
+        size_t n;
+        const char *t;
+        response a, b;
+        client_send(c, firsts[i]);
+        client_send(c, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        run_until(n_responses_or_eof, c);
+        t = got_text(c, &n);
+        a = parse(t, n);
+        assert_int_equal(a.status, first_status[i]);
+        if (i == 3)
+            assert_string_equal(header(&a, "Connection"), "keep-alive");
+        b = parse(a.body + a.content_length, a.have - (size_t)a.content_length);
+        assert_int_equal(b.status, 200);
+        client_free(c);
+    }
+}
+
+/* Every head byte counts against the head limit: many short field lines, or one value after a
+ * long run of spaces, get 431 just as one long value does. */
+static void test_head_limit_counts_every_byte(void **state)
+{
+    static char big[4 * MX_SERVER_MAX_HEADER_BYTES];
+    size_t n;
+    (void)state;
+    n = (size_t)snprintf(big, sizeof big, "GET /healthz HTTP/1.1\r\nHost: t\r\n");
+    while (n + 8 < sizeof big / 2) {
+        memcpy(big + n, "a:\r\n", 4);
+        n += 4;
+    }
+    memcpy(big + n, "\r\n", 2);
+    assert_int_equal(raw_status(big, n + 2), 431);
+    n = (size_t)snprintf(big, sizeof big, "GET /healthz HTTP/1.1\r\nHost: t\r\nX:");
+    memset(big + n, ' ', MX_SERVER_MAX_HEADER_BYTES);
+    n += MX_SERVER_MAX_HEADER_BYTES;
+    memcpy(big + n, "v\r\n\r\n", 5);
+    assert_int_equal(raw_status(big, n + 5), 431);
+}
+
+/* A client still sending a body far over the limit reads its 413 (the server reads and drops
+ * the rest before it closes, where closing at once would reset the connection and could
+ * destroy the answer), then a FIN when the linger times out. */
+static void test_413_not_reset(void **state)
+{
+    static char req[256 * 1024];
+    client *c = client_new(0);
+    size_t n, hl;
+    const char *t;
+    (void)state;
+    mx_server_set_timeout(srv, SHORT_TIMEOUT);
+    hl = (size_t)snprintf(req, sizeof req, "POST /metrics HTTP/1.1\r\nHost: t\r\n"
+                          "Content-Length: %zu\r\n\r\n", sizeof req);
+    memset(req + hl, 'b', sizeof req - hl);
+    bufferevent_write(c->bev, req, sizeof req);
+    run_until(is_eof, c);
+    t = got_text(c, &n);
+    assert_int_equal(parse(t, n).status, 413);
+    assert_false(c->err);
+    client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +759,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_connections_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_then_fin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_query_http10, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_limit_counts_every_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_413_not_reset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
