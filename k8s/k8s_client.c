@@ -244,6 +244,8 @@ static long exchange(k8s_client *c, const char *verb, const char *path, const ch
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");          /* the API server is never proxied */
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
     curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_path);
+    curl_easy_setopt(h, CURLOPT_CAPATH, NULL);          /* why: else libcurl's built-in CA
+                                           directory (/etc/ssl/certs) is trusted too */
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->timeout_s * 1000));

@@ -5,8 +5,12 @@
 // The writes are provoked without load: policy minReplicas 2 against an HPA at 1.
 
 import assert from 'node:assert/strict';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after } from 'node:test';
-import { itest, stopAll, scrapeMetrics, metricValue, httpGet, WAIT_TIMEOUT_MS, SLOW } from './harness.mjs';
+import { itest, stopAll, scrapeMetrics, metricValue, httpGet, WAIT_TIMEOUT_MS, SLOW, PROXY_BIN, STOP_TIMEOUT_MS } from './harness.mjs';
 import { startK8sApi } from '../k8s-api/server.mjs';
 import { startK8sProxy, startUpstream, policyFile, debugScaling, logsOf, loadLoop } from '../k8s-api/helpers.mjs';
 
@@ -126,4 +130,55 @@ itest('slow GETs use up the renew deadline: the leader does not write after it',
         await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === false, 15000 * SLOW);
         assert.deepEqual(api.requests.slice(since).filter(HPA_PATCH), []);
     } finally { await api.close(); }
+});
+
+// Only the service account's ca.crt is trusted.  The fake API server's CA is put where
+// libcurl's built-in CA directory points (/etc/ssl/certs, bind-mounted over in a private mount
+// namespace, standing in for the image's ca-certificates) and ca.crt holds an unrelated CA: the
+// controller must refuse the server, not talk to it.  Needs root with CAP_SYS_ADMIN (unshare -m).
+itest('the API server is verified against ca.crt alone, not the system CA directory', async (t) => {
+    if (spawnSync('unshare', ['-m', 'sh', '-c', 'mount --bind /tmp /mnt'], { stdio: 'ignore' }).status !== 0) {
+        t.skip('needs unshare -m and mount --bind (root with CAP_SYS_ADMIN)');
+        return;
+    }
+    const api = await startK8sApi();
+    const sa = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-other-ca-'));
+    const sys = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-sys-certs-'));
+    let proc = null;
+    try {
+        api.addHpa();
+        for (const f of ['token', 'namespace']) fs.copyFileSync(path.join(api.saDir, f), path.join(sa, f));
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=other-ca',
+            '-keyout', path.join(sa, 'ca.key'), '-out', path.join(sa, 'ca.crt')], { stdio: 'ignore' });
+        const real = path.join(api.saDir, 'ca.crt');
+        const hash = execFileSync('openssl', ['x509', '-noout', '-subject_hash', '-in', real]).toString().trim();
+        fs.copyFileSync(real, path.join(sys, `${hash}.0`));
+        proc = spawn('unshare', ['-m', 'sh', '-c', `mount --bind ${sys} /etc/ssl/certs && exec "$0" "$@"`, PROXY_BIN,
+            '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--upstream', 'http://127.0.0.1:9',
+            '--controller', 'on', '--policy', FLOOR2()],
+            { env: { ...process.env, ...api.env('pod-a'), LITEBRAIN_K8S_SA_DIR: sa }, stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        const failed = new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`no k8s api error within ${WAIT_TIMEOUT_MS} ms:\n${err}`)), WAIT_TIMEOUT_MS);
+            proc.stderr.on('data', (d) => {
+                err += d;
+                if (/k8s api error/.test(err)) { clearTimeout(timer); resolve(); }
+            });
+        });
+        await failed;
+        assert.equal(api.requests.length, 0, 'the controller talked to a server ca.crt does not vouch for');
+        assert.match(err.split('\n').find((l) => /k8s api error/.test(l)), /certificate|SSL/i);
+        assert.doesNotMatch(err, /leader elected/);
+    } finally {
+        if (proc && proc.exitCode === null) {
+            const gone = new Promise((r) => proc.on('close', r));
+            proc.kill('SIGTERM');
+            const kill = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+            await gone;
+            clearTimeout(kill);
+        }
+        await api.close();
+        fs.rmSync(sa, { recursive: true, force: true });
+        fs.rmSync(sys, { recursive: true, force: true });
+    }
 });
