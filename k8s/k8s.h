@@ -85,7 +85,8 @@ double k8s_load_roll(k8s_load *l, int active);
  * No clock, no I/O, no globals: tests and bench/'s scaling simulator drive it with a fake
  * clock.  The controller thread calls k8s_engine_eval every evaluationIntervalSeconds. */
 
-#define K8S_WINDOW_MAX 1024     /* recommendations kept for stabilization (oldest dropped) */
+#define K8S_WINDOW_MAX 1024     /* recommendations kept for stabilization (oldest dropped;
+                                   the policy caps windows at SC_WINDOW_EVALS_MAX evaluations) */
 #define K8S_GROW_SAMPLES 3      /* evaluations the queue must rise in a row to count as growing */
 #define K8S_REASON_MAX 192      /* longest decision reason */
 

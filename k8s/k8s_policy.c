@@ -32,6 +32,9 @@ const char *k8s_direction_name(k8s_direction d)
     }
 }
 
+/* why +2: a window includes its start, and the seed sample of the first evaluation */
+_Static_assert(K8S_WINDOW_MAX >= SC_WINDOW_EVALS_MAX + 2, "the ring must hold a whole window");
+
 /* Append a sample to the window ring, dropping the oldest when it is full. */
 static void win_push(k8s_engine *e, const k8s_sample *s)
 {

@@ -298,6 +298,16 @@ static int parse_root(sc_policy *p, json_t *root, char *err, size_t errlen)
         return fail(err, errlen, "complexityThresholds.high", "must be greater than medium (%g)", p->thresholds[1]);
     if (p->min_replicas > p->max_replicas)
         return fail(err, errlen, "minReplicas", "must be ≤ maxReplicas (%d)", p->max_replicas);
+    /* why: the controller keeps SC_WINDOW_EVALS_MAX recommendations; a longer window would
+     * silently forget its oldest ones and act early */
+    for (int up = 1; up >= 0; up--) {
+        double w = up ? p->up_window_s : p->down_window_s;
+        if (w / p->eval_interval_s > SC_WINDOW_EVALS_MAX)
+            return fail(err, errlen, up ? "scaleUpStabilizationSeconds" : "scaleDownStabilizationSeconds",
+                        "must span at most %d evaluations (%g s at evaluationIntervalSeconds %g)",
+                        SC_WINDOW_EVALS_MAX, SC_WINDOW_EVALS_MAX * p->eval_interval_s,
+                        p->eval_interval_s);
+    }
     return 0;
 }
 

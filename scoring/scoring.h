@@ -14,6 +14,8 @@
 #define SC_QTY_MAX 32           /* longest Kubernetes quantity string ("12Gi", "1500m") */
 #define SC_QTY_LIMIT 0x1p62     /* quantities must stay below this many millicores or bytes */
 #define SC_QTY_EXP_MAX 300      /* largest decimal exponent read in a quantity ("1e300") */
+#define SC_WINDOW_EVALS_MAX 1000 /* evaluations a stabilization window may span (the controller
+                                    keeps that many recommendations, and a few more) */
 
 typedef enum {
     SC_LEVEL_NONE = -1,         /* request not scored */

@@ -200,6 +200,31 @@ static void idle_steps_down_one_per_window(void **st)
     assert_int_equal(m.changes, 4);
 }
 
+/* The longest window a policy may have (SC_WINDOW_EVALS_MAX evaluations: 1 s interval, 1000 s)
+ * is kept whole: after a busy stretch at 5, idle from t = 100 steps down only once 1000 s of
+ * idle recommendations agree (a ring shorter than the window would forget the busy ones and
+ * step down early). */
+static void longest_window_is_kept_whole(void **st)
+{
+    sim m;
+    double t, first = -1;
+    char err[256];
+    char json[128];
+
+    (void)st;
+    snprintf(json, sizeof json, "{\"evaluationIntervalSeconds\":1,\"scaleDownStabilizationSeconds\":%d}",
+             SC_WINDOW_EVALS_MAX);
+    sim_init(&m, 5);
+    assert_int_equal(sc_policy_parse(&m.p, json, strlen(json), err, sizeof err), 0);
+    for (t = 0; t < 100; t += 1)
+        sim_step(&m, t, 50);
+    for (; t < 100 + 2 * SC_WINDOW_EVALS_MAX && first < 0; t += 1)
+        if (sim_step(&m, t, 0) < 5)
+            first = t;
+    assert_true(first >= 100 + SC_WINDOW_EVALS_MAX);
+    assert_true(first <= 100 + SC_WINDOW_EVALS_MAX + 2);
+}
+
 static void busy_but_waiting_does_not_step_down(void **st)
 {
     sim m;
@@ -365,6 +390,7 @@ int main(void)
         cmocka_unit_test(factor_per_level),
         cmocka_unit_test(growing_queue_scales_up_at_low_complexity),
         cmocka_unit_test(idle_steps_down_one_per_window),
+        cmocka_unit_test(longest_window_is_kept_whole),
         cmocka_unit_test(busy_but_waiting_does_not_step_down),
         cmocka_unit_test(oscillation_does_not_thrash),
         cmocka_unit_test(clamps_hold),

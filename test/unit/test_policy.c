@@ -203,6 +203,11 @@ static void error_windows_and_interval(void **state)
     expect_error("{\"evaluationIntervalSeconds\":0}", "policy: evaluationIntervalSeconds: must be a number > 0");
     expect_error("{\"evaluationIntervalSeconds\":-3}", "policy: evaluationIntervalSeconds: must be a number > 0");
     expect_error("{\"complexityHalfLifeSeconds\":0}", "policy: complexityHalfLifeSeconds: must be a number > 0");
+    /* a window longer than the controller's memory of recommendations (SC_WINDOW_EVALS_MAX) */
+    expect_error("{\"evaluationIntervalSeconds\":1,\"scaleDownStabilizationSeconds\":1800}",
+                 "policy: scaleDownStabilizationSeconds: must span at most 1000 evaluations (1000 s at evaluationIntervalSeconds 1)");
+    expect_error("{\"scaleUpStabilizationSeconds\":15001}",
+                 "policy: scaleUpStabilizationSeconds: must span at most 1000 evaluations (15000 s at evaluationIntervalSeconds 15)");
 }
 
 static void error_bad_quantities(void **state)
