@@ -47,6 +47,8 @@ typedef struct ctl {
     k8s_backoff write_bo;       /* replica writes */
     k8s_backoff resize_bo;      /* resize patches */
     int64_t resize_sent_cpu, resize_sent_mem; /* last resize target sent, -1 none */
+    int resize_judged;          /* the kubelet's verdict on that resize was taken into account */
+    int mem_down_refused;       /* the API server refuses memory-limit decreases (< 1.35) */
     pthread_t thread;           /* the controller thread */
     pthread_mutex_t mu;         /* guards stop (with cv) */
     pthread_cond_t cv;          /* signalled by k8s_stop */
@@ -171,6 +173,7 @@ static void read_pod(ctl *c, json_t *pod)
 {
     json_t *ctrs = json_object_get(json_object_get(pod, "spec"), "containers");
     json_t *conds = json_object_get(json_object_get(pod, "status"), "conditions");
+    json_t *gen = json_object_get(json_object_get(pod, "metadata"), "generation");
     json_t *ct, *cd;
     size_t i;
 
@@ -191,7 +194,13 @@ static void read_pod(ctl *c, json_t *pod)
         const char *t = json_string_value(json_object_get(cd, "type"));
         const char *st = json_string_value(json_object_get(cd, "status"));
         const char *why = json_string_value(json_object_get(cd, "reason"));
+        json_t *og = json_object_get(cd, "observedGeneration");
         if (!t || (st && strcmp(st, "True") != 0))
+            continue;
+        /* why: a condition about an older spec is not about the resize now in the spec (where
+         * the API server tracks generations; older ones report no observedGeneration) */
+        if (json_is_integer(og) && json_is_integer(gen) &&
+            json_integer_value(og) != json_integer_value(gen))
             continue;
         if (strcmp(t, "PodResizeInProgress") == 0 && !c->cl.resize[0])
             snprintf(c->cl.resize, sizeof c->cl.resize, "InProgress");
@@ -306,16 +315,61 @@ static void put_qty(json_t *obj, const char *name, int64_t v, int cpu)
     json_object_set_new(obj, name, json_string(q));
 }
 
-/* Resize our own container to the stabilized target (mode on, every pod). */
-static void resize_pod(ctl *c, double now)
+/* PATCH our container's resources to cpu tc and, when with_mem, memory tm (keeping the QoS
+ * class: see qos_pair).  Returns the HTTP status (0: no answer), r filled. */
+static long send_resize(ctl *c, int64_t tc, int64_t tm, int with_mem, k8s_resp *r)
 {
-    int64_t tc = c->last.cpu_m, tm = c->last.mem, rq, lm;
     json_t *req = json_object(), *lim = json_object(), *ct, *body;
-    char path[K8S_PATH_MAX], *txt = NULL, state[64];
-    k8s_resp r = {0};
+    char path[K8S_PATH_MAX], *txt;
+    int64_t rq, lm;
     long code;
 
+    qos_pair(c->cl.req_cpu_m, c->cl.lim_cpu_m, tc, 1, &rq, &lm);
+    put_qty(req, "cpu", rq, 1);
+    put_qty(lim, "cpu", lm, 1);
+    if (with_mem) {
+        qos_pair(c->cl.req_mem, c->cl.lim_mem, tm, 1048576, &rq, &lm);
+        put_qty(req, "memory", rq, 0);
+        put_qty(lim, "memory", lm, 0);
+    }
+    ct = json_pack("{s:s, s:{}}", "name", c->cfg.container, "resources");
+    if (json_object_size(req))
+        json_object_set(json_object_get(ct, "resources"), "requests", req);
+    if (json_object_size(lim))
+        json_object_set(json_object_get(ct, "resources"), "limits", lim);
+    body = json_pack("{s:{s:[o]}}", "spec", "containers", ct);
+    txt = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    json_decref(req);
+    json_decref(lim);
+    snprintf(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/resize", c->cfg.ns, c->cfg.pod);
+    code = txt ? k8s_call(c->client, "PATCH", path, "application/strategic-merge-patch+json",
+                          txt, r) : 0;
+    free(txt);
+    return code;
+}
+
+/* Resize our own container to the stabilized target (mode on, every pod).  The kubelet's
+ * verdict (PodResizePending Infeasible / Deferred, PodResizeInProgress) comes later than the
+ * PATCH's answer, which still carries the old conditions: it is read from the pod at the next
+ * evaluation, and an Infeasible verdict on the spec we sent arms the backoff once. */
+static void resize_pod(ctl *c, double now)
+{
+    int64_t tc = c->last.cpu_m, tm = c->last.mem;
+    char state[64];
+    k8s_resp r = {0};
+    long code;
+    int with_mem = 1;
+
     snprintf(state, sizeof state, "%s", c->cl.resize[0] ? c->cl.resize : "applied");
+    if (c->mem_down_refused && c->cl.pod_mem >= 0 && tm < c->cl.pod_mem)
+        tm = c->cl.pod_mem;                     /* why: this API server keeps memory limits up */
+    if (strcmp(c->cl.resize, "Infeasible") == 0 && !c->resize_judged &&
+        c->cl.pod_cpu_m == c->resize_sent_cpu && c->cl.pod_mem == c->resize_sent_mem) {
+        /* why: the same target again would only be refused again; wait, growing each time */
+        c->resize_judged = 1;
+        k8s_backoff_fail(&c->resize_bo, now, -1, K8S_RESIZE_BACKOFF_BASE, K8S_RESIZE_BACKOFF_CAP);
+    }
     if ((c->cl.pod_cpu_m < 0 || tc == c->cl.pod_cpu_m) && (c->cl.pod_mem < 0 || tm == c->cl.pod_mem))
         goto out;                               /* spec already says so (or nothing to size) */
     if (c->cl.pod_cpu_m < 0 && c->cl.pod_mem < 0) {
@@ -328,35 +382,29 @@ static void resize_pod(ctl *c, double now)
         snprintf(state, sizeof state, "backing off");
         goto out;
     }
-    qos_pair(c->cl.req_cpu_m, c->cl.lim_cpu_m, tc, 1, &rq, &lm);
-    put_qty(req, "cpu", rq, 1);
-    put_qty(lim, "cpu", lm, 1);
-    qos_pair(c->cl.req_mem, c->cl.lim_mem, tm, 1048576, &rq, &lm);
-    put_qty(req, "memory", rq, 0);
-    put_qty(lim, "memory", lm, 0);
-    ct = json_pack("{s:s, s:{}}", "name", c->cfg.container, "resources");
-    if (json_object_size(req))
-        json_object_set(json_object_get(ct, "resources"), "requests", req);
-    if (json_object_size(lim))
-        json_object_set(json_object_get(ct, "resources"), "limits", lim);
-    body = json_pack("{s:{s:[o]}}", "spec", "containers", ct);
-    txt = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    snprintf(path, sizeof path, "/api/v1/namespaces/%s/pods/%s/resize", c->cfg.ns, c->cfg.pod);
-    code = txt ? k8s_call(c->client, "PATCH", path, "application/strategic-merge-patch+json",
-                          txt, &r) : 0;
+    code = send_resize(c, tc, tm, 1, &r);
+    if (code == 422 && c->cl.pod_mem >= 0 && tm < c->cl.pod_mem &&
+        strstr(r.message, "memory limits cannot be decreased")) {
+        /* why: Kubernetes 1.33 and 1.34 refuse a memory-limit decrease without a container
+         * restart, and the CPU in the same patch with it: resize CPU alone from now on */
+        c->mem_down_refused = 1;
+        px_log(PX_LOG_WARN, "pod resize: memory limit decrease refused, resizing CPU only",
+               "\"pod\":\"%s\",\"container\":\"%s\"", c->cfg.pod, c->cfg.container);
+        k8s_resp_free(&r);
+        memset(&r, 0, sizeof r);
+        tm = c->cl.pod_mem;
+        with_mem = 0;
+        snprintf(state, sizeof state, "memory decrease refused");
+        if (c->cl.pod_cpu_m < 0 || tc == c->cl.pod_cpu_m)
+            goto out;                           /* nothing left to change */
+        code = send_resize(c, tc, tm, with_mem, &r);
+    }
     if (code == 200) {
-        read_pod(c, r.json);
         c->resize_sent_cpu = tc;
         c->resize_sent_mem = tm;
-        if (strcmp(c->cl.resize, "Infeasible") == 0) {
-            /* why: same target again would only be refused again; wait, growing each time */
-            k8s_backoff_fail(&c->resize_bo, px_now(), -1, K8S_RESIZE_BACKOFF_BASE,
-                             K8S_RESIZE_BACKOFF_CAP);
-        } else {
-            k8s_backoff_ok(&c->resize_bo);
-        }
-        snprintf(state, sizeof state, "%s", c->cl.resize[0] ? c->cl.resize : "patched");
+        c->resize_judged = 0;
+        k8s_backoff_ok(&c->resize_bo);
+        snprintf(state, sizeof state, "patched");
     } else {
         k8s_backoff_fail(&c->resize_bo, px_now(), r.retry_after, K8S_RESIZE_BACKOFF_BASE,
                          K8S_RESIZE_BACKOFF_CAP);
@@ -368,9 +416,6 @@ static void resize_pod(ctl *c, double now)
            code, state);
     k8s_resp_free(&r);
 out:
-    free(txt);
-    json_decref(req);
-    json_decref(lim);
     k8s_status_resources(tc, tm, state);
 }
 

@@ -178,3 +178,48 @@ itest('Infeasible resize: no retry storm, the state shows it', async () => {
         assert.equal(dbg.resources.state, 'Infeasible');
     } finally { await api.close(); }
 });
+
+itest('Kubernetes 1.33/1.34 refuse a memory-limit decrease: CPU is resized alone, once', async () => {
+    const api = await startK8sApi();
+    try {
+        api.addHpa();
+        api.memoryLimitDecrease = false;
+        api.addPod('pod-a', { requests: { cpu: '6', memory: '16Gi' }, limits: { memory: '16Gi' } });
+        const px = await startK8sProxy(api, 'pod-a', { policy: policyFile({ resources: RESOURCES }) });
+        const isResize = (x) => x.method === 'PATCH' && x.path.endsWith('/resize');
+        const ok = await api.waitRequest((x) => isResize(x) && x.code === 200, LONG, 0, 'the CPU-only resize');
+        const first = api.requests.filter(isResize)[0];
+        assert.equal(first.code, 422);
+        assert.deepEqual(first.body.spec.containers[0].resources, {
+            requests: { cpu: '2', memory: '8Gi' }, limits: { memory: '8Gi' } });
+        assert.deepEqual(ok.body.spec.containers[0].resources, { requests: { cpu: '2' } });
+        assert.deepEqual(api.pods.get('pod-a').spec.containers[0].resources, {
+            requests: { cpu: '2', memory: '16Gi' }, limits: { memory: '16Gi' } });
+        const mark = px.mark();         // a few more evaluations: no retry of the memory decrease
+        await px.waitLog((o) => o.msg === 'scaling decision' && logsOf(px, 'scaling decision', mark).length >= 4, LONG, mark);
+        assert.equal(api.requests.filter(isResize).length, 2);
+        assert.equal(logsOf(px, 'pod resize: memory limit decrease refused, resizing CPU only').length, 1);
+        const dbg = await debugScaling(px);
+        assert.deepEqual({ cpu: dbg.resources.cpu, memory: dbg.resources.memory }, { cpu: '2', memory: '16Gi' });
+    } finally { await api.close(); }
+});
+
+itest('the kubelet\'s verdict is read from the pod later; a stale Infeasible is not blamed on the next resize', async () => {
+    const api = await startK8sApi();
+    try {
+        api.addHpa();
+        // the pod's current spec (6 CPUs) was judged Infeasible; the PATCH's answer still carries
+        // that condition, as a real API server's does, until the kubelet looks at the new spec
+        api.addPod('pod-a', { requests: { cpu: '6', memory: '16Gi' }, limits: { cpu: '6', memory: '16Gi' } });
+        api.pods.get('pod-a').status.conditions.push({ type: 'PodResizePending', status: 'True',
+            reason: 'Infeasible', observedGeneration: 1, message: 'Node didn\'t have enough capacity' });
+        const px = await startK8sProxy(api, 'pod-a', { policy: policyFile({ resources: RESOURCES }) });
+        await api.waitRequest((x) => x.method === 'PATCH' && x.path.endsWith('/resize') && x.code === 200, LONG, 0, 'a resize');
+        const logged = await px.waitLog((o) => o.msg === 'pod resize');
+        assert.equal(logged.cpu_m, 2000);
+        assert.equal(logged.state, 'patched');  // not the old spec's Infeasible
+        const mark = px.mark();
+        await px.waitLog((o) => o.msg === 'scaling decision' && logsOf(px, 'scaling decision', mark).length >= 2, LONG, mark);
+        assert.equal((await debugScaling(px)).resources.state, 'applied');
+    } finally { await api.close(); }
+});

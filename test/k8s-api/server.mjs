@@ -8,8 +8,12 @@
 //                                    must match, else 409 Conflict)
 //   autoscaling/v2 HPA               GET / PATCH (merge patch only; 422 when min > max)
 //   apps/v1 deployments/{d}/scale    GET / PATCH (merge patch)
-//   v1 pods/{p}, pods/{p}/resize     GET / PATCH (strategic merge patch; resize outcome set by
-//                                    the test: ok, Infeasible, Deferred, InProgress)
+//   v1 pods/{p}, pods/{p}/resize     GET / PATCH (strategic merge patch; the resize's verdict
+//                                    — ok, Infeasible, Deferred, InProgress, from the test's
+//                                    resizeVerdict — lands on the pod's conditions 100 ms after
+//                                    the PATCH, with observedGeneration, as a kubelet's does, and
+//                                    never in the PATCH's answer; memoryLimitDecrease = false
+//                                    refuses lower memory limits with 422, as 1.33/1.34 do)
 // Every error is a v1 Status body.  Bearer tokens are checked (401 otherwise); rotateToken()
 // changes the accepted token and the file.  inject() queues faults (status with optional
 // Retry-After, or hang).  Every request is recorded in `requests` for assertions (the token
@@ -22,6 +26,15 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const NS = 'goblinos-ai';
+const RESIZE_VERDICT_MS = 100;      // a resize's verdict appears on the pod this long after its PATCH
+
+/* A Kubernetes quantity ("16Gi", "1500m", "4") as a number (bytes or cores), for comparisons. */
+function quantity(q) {
+    const m = /^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(String(q));
+    if (!m) return NaN;
+    const mult = { m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+    return Number(m[1]) * (m[2] ? mult[m[2]] : 1);
+}
 let certCache = null;            // one CA + server cert per test process
 
 /* CA and server certificate for 127.0.0.1, made once per process with the openssl CLI. */
@@ -83,6 +96,11 @@ export class FakeK8sApi {
         this.pods = new Map();       // name -> pod object
         this.hpaBaseline = 1;        // replicas the fake HPA's own metric asks for
         this.resizeOutcome = 'ok';   // ok | Infeasible | Deferred | InProgress
+        // the kubelet's verdict on a resize, as a function of the new container resources;
+        // set RESIZE_VERDICT_MS after the PATCH, never in its answer (as a real cluster does)
+        this.resizeVerdict = () => this.resizeOutcome;
+        this.timers = new Set();      // pending verdicts
+        this.memoryLimitDecrease = true;  // false: refuse it with 422, as Kubernetes 1.33/1.34 do
         this.hung = new Set();       // sockets of hung requests
         this.listeners = new Set();  // callbacks notified on every request
         const c = makeCerts();
@@ -112,7 +130,7 @@ export class FakeK8sApi {
     addHpa(name = 'ollama-hpa', min = 1, max = 10, current = min) {
         this.hpas.set(name, {
             apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler',
-            metadata: { name, namespace: this.ns, resourceVersion: String(++this.rv) },
+            metadata: { name, namespace: this.ns, resourceVersion: String(++this.rv), generation: 1 },
             spec: { minReplicas: min, maxReplicas: max, scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'ollama-inference' } },
             status: { currentReplicas: current, desiredReplicas: current },
         });
@@ -275,16 +293,28 @@ export class FakeK8sApi {
                 const r = strategicPatch(pod, body);
                 if (r.error) return [422, status(422, 'Invalid', r.error)];
                 const n = r.pod;
+                const memLimit = (x) => x.spec.containers.find((c) => c.name === 'ollama')?.resources?.limits?.memory;
+                if (!this.memoryLimitDecrease && memLimit(pod) && memLimit(n) && quantity(memLimit(n)) < quantity(memLimit(pod)))
+                    return [422, status(422, 'Invalid', `Pod "${m[1]}" is invalid: spec.containers[0].resources.limits[memory]: Forbidden: memory limits cannot be decreased unless resizePolicy is RestartContainer`)];
                 n.metadata.resourceVersion = String(++this.rv);
-                const conds = n.status.conditions.filter((c) => c.type !== 'PodResizePending' && c.type !== 'PodResizeInProgress');
-                if (this.resizeOutcome === 'Infeasible' || this.resizeOutcome === 'Deferred') {
-                    conds.push({ type: 'PodResizePending', status: 'True', reason: this.resizeOutcome, message: `Node didn't have enough capacity (${this.resizeOutcome})` });
-                } else if (this.resizeOutcome === 'InProgress') {
-                    conds.push({ type: 'PodResizeInProgress', status: 'True' });
-                }
-                n.status.conditions = conds;
+                n.metadata.generation = (pod.metadata.generation || 1) + 1;
                 this.pods.set(m[1], n);
-                return [200, n];
+                const name = m[1], gen = n.metadata.generation;
+                const verdict = this.resizeVerdict(n.spec.containers.find((c) => c.name === 'ollama')?.resources || {});
+                const timer = setTimeout(() => {
+                    this.timers.delete(timer);
+                    const cur = this.pods.get(name);
+                    if (!cur || cur.metadata.generation !== gen) return;    // a newer resize came
+                    const conds = cur.status.conditions.filter((c) => c.type !== 'PodResizePending' && c.type !== 'PodResizeInProgress');
+                    if (verdict === 'Infeasible' || verdict === 'Deferred') {
+                        conds.push({ type: 'PodResizePending', status: 'True', reason: verdict, observedGeneration: gen, message: `Node didn't have enough capacity (${verdict})` });
+                    } else if (verdict === 'InProgress') {
+                        conds.push({ type: 'PodResizeInProgress', status: 'True', observedGeneration: gen });
+                    }
+                    cur.status = { ...cur.status, conditions: conds };
+                }, RESIZE_VERDICT_MS);
+                this.timers.add(timer);
+                return [200, JSON.parse(JSON.stringify(n))];
             }
             return [405, status(405, 'MethodNotAllowed', 'method not allowed')];
         }
@@ -306,6 +336,7 @@ export class FakeK8sApi {
     writes() { return this.requests.filter((r) => r.method !== 'GET'); }
 
     async close() {
+        for (const t of this.timers) clearTimeout(t);
         for (const res of this.hung) { try { res.socket?.destroy(); } catch { /* gone */ } }
         this.server.closeAllConnections?.();
         await new Promise((r) => this.server.close(r));
