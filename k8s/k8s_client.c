@@ -246,6 +246,11 @@ static long exchange(k8s_client *c, const char *verb, const char *path, const ch
     curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_path);
     curl_easy_setopt(h, CURLOPT_CAPATH, NULL);          /* why: else libcurl's built-in CA
                                            directory (/etc/ssl/certs) is trusted too */
+#if LIBCURL_VERSION_NUM >= 0x075700                     /* 7.87: the option exists */
+    /* why: libcurl keeps a parsed CA store for 24 h by default; a rotated ca.crt is read
+     * again within this time, like the token */
+    curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, (long)K8S_CA_CACHE_SECONDS);
+#endif
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(c->timeout_s * 1000));

@@ -17,6 +17,7 @@
 #define K8S_BODY_MAX (4u << 20)         /* API response bodies larger than this are cut */
 #define K8S_ERR_MAX 320                 /* last API error text kept */
 #define K8S_TOKEN_REREAD_S 60.0         /* bearer token re-read at least this often */
+#define K8S_CA_CACHE_SECONDS 60         /* libcurl re-reads ca.crt after this long (its default: 24 h) */
 #define K8S_HTTP_TIMEOUT_MIN 0.5        /* per-call timeout floor, seconds */
 #define K8S_HTTP_TIMEOUT_MAX 5.0        /* per-call timeout ceiling (renew deadline / 2 between) */
 #define K8S_CONNECT_TIMEOUT 3.0         /* TCP + TLS connect ceiling, seconds */
