@@ -359,7 +359,6 @@ static void resize_pod(ctl *c, double now)
     char state[64];
     k8s_resp r = {0};
     long code;
-    int with_mem = 1;
 
     snprintf(state, sizeof state, "%s", c->cl.resize[0] ? c->cl.resize : "applied");
     if (c->mem_down_refused && c->cl.pod_mem >= 0 && tm < c->cl.pod_mem)
@@ -393,11 +392,10 @@ static void resize_pod(ctl *c, double now)
         k8s_resp_free(&r);
         memset(&r, 0, sizeof r);
         tm = c->cl.pod_mem;
-        with_mem = 0;
         snprintf(state, sizeof state, "memory decrease refused");
         if (c->cl.pod_cpu_m < 0 || tc == c->cl.pod_cpu_m)
             goto out;                           /* nothing left to change */
-        code = send_resize(c, tc, tm, with_mem, &r);
+        code = send_resize(c, tc, tm, 0, &r);
     }
     if (code == 200) {
         c->resize_sent_cpu = tc;

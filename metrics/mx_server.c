@@ -104,7 +104,7 @@ static void conn_arm(mx_conn *c)
 
 /* Queue one response: status with body (drained from `body`; HEAD keeps only its length).
  * With close set, or when the request does not keep the connection alive, the connection
- * closes once the response is written. */
+ * closes once the response is written (after the linger, when one is set). */
 static void respond(mx_conn *c, int status, const char *reason, const char *ct,
                     struct evbuffer *body, int close)
 {
@@ -128,7 +128,7 @@ static void respond(mx_conn *c, int status, const char *reason, const char *ct,
         evbuffer_drain(body, len);
     else
         evbuffer_add_buffer(out, body);
-    if (close) {
+    if (close && !c->linger) {
         c->closing = 1;
         bufferevent_disable(c->bev, EV_READ);
     }
@@ -184,11 +184,9 @@ static void answer_error(mx_conn *c, int status)
     }
     evbuffer_add_printf(body, "%s\n", status == 413 ? "body too large" :
                         status == 431 ? "request head too large" : "bad request");
+    c->linger = 1;                      /* conn_settle starts it once the answer is out */
     respond(c, status, reason, CT_TEXT, body, 1);
     evbuffer_free(body);
-    c->closing = 0;                     /* why: conn_settle closes it after the linger */
-    c->linger = 1;
-    bufferevent_enable(c->bev, EV_READ);
 }
 
 /* Body-phase bytes (body, chunk extensions, trailers) so far; -1 (error 413) past the limit. */
