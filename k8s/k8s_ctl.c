@@ -38,6 +38,7 @@ typedef struct ctl {
     sc_policy policy;           /* copy */
     k8s_config cfg;             /* settings */
     k8s_client *client;         /* NULL without credentials */
+    double call_timeout;        /* bound of one API call, seconds */
     k8s_lease lease;            /* elector (mode on) */
     k8s_engine engine;          /* policy state */
     hint_acc acc;               /* hints */
@@ -249,6 +250,13 @@ static void write_replicas(ctl *c, double now, char *action, size_t cap)
      * deadline; past it another pod may take the Lease, and two writers must never overlap */
     if (!k8s_lease_valid(&c->lease, px_now())) {
         snprintf(action, cap, "no write: lease renewal older than the renew deadline");
+        return;
+    }
+    /* why: a successor may take the Lease once its duration has passed since our last renewal
+     * was sent (renewed_at), and the write may take up to a call timeout to land: it must be
+     * sent early enough to land before that (a 401 and its one retry could still double it) */
+    if (px_now() + c->call_timeout >= c->lease.renewed_at + c->lease.duration) {
+        snprintf(action, cap, "no write: the lease could pass to another pod before it lands");
         return;
     }
     if (want == c->cl.floor) {
@@ -540,6 +548,7 @@ int k8s_start(k8s_mode m, const sc_policy *p, char *err, size_t errlen)
     c->policy = *p;
     curl_global_init(CURL_GLOBAL_DEFAULT);      /* why: main thread, before any other thread */
     timeout = fmax(K8S_HTTP_TIMEOUT_MIN, fmin(K8S_HTTP_TIMEOUT_MAX, c->cfg.renew_s / 2));
+    c->call_timeout = timeout;
     if (c->cfg.have_creds && !(c->client = k8s_client_new(&c->cfg, timeout, err, errlen)))
         goto fail;
     k8s_lease_init(&c->lease, &c->cfg);

@@ -132,6 +132,36 @@ itest('slow GETs use up the renew deadline: the leader does not write after it',
     } finally { await api.close(); }
 });
 
+// Lease 4 s, renew deadline 3.9 s, so each API call may take 1.95 s: a write must be sent at
+// least 1.95 s before the lease could pass to another pod, i.e. within 2.05 s of the last
+// renewal, although leadership itself lasts 3.9 s.  Renewals fail from an evaluation on and the
+// HPA GETs are slowed by 0.6 s; once the next evaluation has passed (about 1.6-1.9 s after the
+// last good renewal) the floor is lowered, and the one after decides about 2.6-2.9 s after that
+// renewal: still leader, and the write is not sent.
+itest('a write that could land after the lease passed to another pod is not sent', async () => {
+    const api = await startK8sApi();
+    try {
+        const env = { LITEBRAIN_K8S_LEASE_SECONDS: '4', LITEBRAIN_K8S_RENEW_SECONDS: '3.9', LITEBRAIN_K8S_RETRY_SECONDS: '0.25' };
+        api.addHpa();
+        const px = await startK8sProxy(api, 'pod-a', { policy: FLOOR2(), env });
+        await api.waitRequest((r) => HPA_PATCH(r) && r.code === 200, WAIT_TIMEOUT_MS, 0, 'the first write');
+        await api.waitRequest((r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), WAIT_TIMEOUT_MS, api.mark(), 'an evaluation');
+        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        api.inject({ match: (r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), delayMs: 600, times: Infinity });
+        const mark = px.mark(), injected = Date.now();
+        // the first decision made after the injection (its HPA GET slowed), not one in flight
+        await px.waitLog((o) => o.msg === 'scaling decision' && Date.parse(o.ts) > injected + 300, 15000 * SLOW, mark);
+        const lowered = api.mark();
+        const h = api.hpas.get('ollama-hpa');
+        h.spec.minReplicas = 1;                         // someone lowers it: the leader wants 2 again
+        h.metadata.resourceVersion = String(++api.rv);
+        const d = await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === true && o.action.startsWith('no write: the lease could pass'), 15000 * SLOW, mark);
+        assert.equal(d.desired, 2);
+        await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === false, 15000 * SLOW);
+        assert.deepEqual(api.requests.slice(lowered).filter(HPA_PATCH), []);
+    } finally { await api.close(); }
+});
+
 // Only the service account's ca.crt is trusted.  The fake API server's CA is put where
 // libcurl's built-in CA directory points (/etc/ssl/certs, bind-mounted over in a private mount
 // namespace, standing in for the image's ca-certificates) and ca.crt holds an unrelated CA: the
