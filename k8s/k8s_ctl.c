@@ -45,7 +45,8 @@ typedef struct ctl {
     cluster cl;                 /* cluster view */
     k8s_decision last;          /* last decision */
     int have_decision;          /* last is set */
-    k8s_backoff write_bo;       /* replica writes */
+    k8s_backoff write_bo;       /* replica writes (reset when leadership is gained) */
+    unsigned write_term;        /* lease.terms when write_bo was last used */
     k8s_backoff resize_bo;      /* resize patches */
     int64_t resize_sent_cpu, resize_sent_mem; /* last resize target sent, -1 none */
     int resize_judged;          /* the kubelet's verdict on that resize was taken into account */
@@ -450,6 +451,10 @@ static void evaluate(ctl *c, double now)
     s.pod_mem = c->cl.pod_mem;
     k8s_engine_eval(&c->engine, &c->policy, &s, &c->last);
     c->have_decision = 1;
+    if (c->lease.terms != c->write_term) {  /* why: a past term's backoff is not this one's */
+        k8s_backoff_ok(&c->write_bo);
+        c->write_term = c->lease.terms;
+    }
 
     if (c->mode == K8S_MODE_DRY_RUN)
         snprintf(action, sizeof action, "dry-run: would set %s to %d",

@@ -109,6 +109,7 @@ typedef struct k8s_lease {
     double observed_at;                 /* local monotonic time the record last changed */
     double renewed_at;                  /* our last successful create/update (monotonic) */
     int leader;                         /* we hold it (as of the last attempt) */
+    unsigned terms;                     /* times we became leader */
 } k8s_lease;
 
 void k8s_lease_init(k8s_lease *l, const k8s_config *cfg);

@@ -107,6 +107,8 @@ static void set_leader(k8s_lease *l, int leader, const char *why)
     if (leader != l->leader)
         px_log(PX_LOG_INFO, leader ? "leader elected" : "leader lost",
                "\"lease\":\"%s\",\"identity\":\"%s\",\"reason\":\"%s\"", l->name, l->identity, why);
+    if (leader && !l->leader)
+        l->terms++;
     l->leader = leader;
     k8s_status_leader(leader, leader ? l->identity : l->holder);
 }

@@ -82,6 +82,29 @@ itest('429 with Retry-After: the next attempt waits at least that long', async (
     } finally { await api.close(); }
 });
 
+// A write backed off (429, Retry-After 30 s) in one term of leadership does not delay the
+// first write of the next term: leadership is lost (renewals fail past the renew deadline) and
+// regained, and the floor is written at once, not 30 s after the 429.
+itest('a backoff from an earlier term of leadership does not hold up the next one', async () => {
+    const api = await startK8sApi();
+    try {
+        const env = { LITEBRAIN_K8S_LEASE_SECONDS: '2', LITEBRAIN_K8S_RENEW_SECONDS: '1.5', LITEBRAIN_K8S_RETRY_SECONDS: '0.25' };
+        api.addHpa();
+        api.inject({ match: HPA_PATCH, status: 429, reason: 'TooManyRequests', retryAfter: 30 });
+        const px = await startK8sProxy(api, 'pod-a', { policy: FLOOR2(), env });
+        await api.waitRequest((r) => HPA_PATCH(r) && r.code === 429, WAIT_TIMEOUT_MS, 0, 'the refused write');
+        const mark = px.mark();
+        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        await px.waitLog((o) => o.msg === 'leader lost', WAIT_TIMEOUT_MS, mark);
+        api.clearFaults();
+        const again = px.mark();
+        await px.waitLog((o) => o.msg === 'leader elected', WAIT_TIMEOUT_MS, again);
+        const w = await api.waitRequest((r) => HPA_PATCH(r) && r.code === 200, WAIT_TIMEOUT_MS, 0, 'the next term\'s write');
+        const refused = api.requests.find((r) => HPA_PATCH(r) && r.code === 429);
+        assert.ok(w.t - refused.t < 15000, `written ${Math.round(w.t - refused.t)} ms after the 429`);
+    } finally { await api.close(); }
+});
+
 itest('API server hangs: proxy requests keep completing, endpoints answer, leadership lapses', async () => {
     const api = await startK8sApi();
     const up = await startUpstream(5);
