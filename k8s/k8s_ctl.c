@@ -46,7 +46,7 @@ typedef struct ctl {
     k8s_decision last;          /* last decision */
     int have_decision;          /* last is set */
     k8s_backoff write_bo;       /* replica writes (reset when leadership is gained) */
-    unsigned write_term;        /* lease.terms when write_bo was last used */
+    unsigned write_term;        /* the lease term write_bo belongs to (lease.terms) */
     k8s_backoff resize_bo;      /* resize patches */
     int64_t resize_sent_cpu, resize_sent_mem; /* last resize target sent, -1 none */
     int resize_judged;          /* the kubelet's verdict on that resize was taken into account */
@@ -531,7 +531,6 @@ int k8s_start(k8s_mode m, const sc_policy *p, char *err, size_t errlen)
 {
     ctl *c;
     k8s_mode configured = m;
-    double timeout;
 
     if (m == K8S_MODE_OFF || g_ctl)
         return 0;
@@ -552,9 +551,8 @@ int k8s_start(k8s_mode m, const sc_policy *p, char *err, size_t errlen)
     c->mode = m;
     c->policy = *p;
     curl_global_init(CURL_GLOBAL_DEFAULT);      /* why: main thread, before any other thread */
-    timeout = fmax(K8S_HTTP_TIMEOUT_MIN, fmin(K8S_HTTP_TIMEOUT_MAX, c->cfg.renew_s / 2));
-    c->call_timeout = timeout;
-    if (c->cfg.have_creds && !(c->client = k8s_client_new(&c->cfg, timeout, err, errlen)))
+    c->call_timeout = fmax(K8S_HTTP_TIMEOUT_MIN, fmin(K8S_HTTP_TIMEOUT_MAX, c->cfg.renew_s / 2));
+    if (c->cfg.have_creds && !(c->client = k8s_client_new(&c->cfg, c->call_timeout, err, errlen)))
         goto fail;
     k8s_lease_init(&c->lease, &c->cfg);
     k8s_engine_init(&c->engine);
