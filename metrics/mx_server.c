@@ -275,9 +275,10 @@ static int on_message_complete(llhttp_t *p)
 }
 
 /* Parse what has arrived, answering each whole request in turn.  Stops while an answer is
- * still being written (writecb goes on), and after an error.  While no head is complete, at
- * most one byte more than the head limit allows is fed at a time, so every head byte (request
- * line, fields, line ends) counts against MX_SERVER_MAX_HEADER_BYTES. */
+ * still being written (writecb goes on), and after an error.  While no head is complete, no
+ * more than the head limit's remaining bytes are fed at a time, so every head byte (request
+ * line, fields, line ends) counts against MX_SERVER_MAX_HEADER_BYTES: a head that has used
+ * the whole limit and is still not complete gets 431. */
 static void conn_parse(mx_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -293,16 +294,16 @@ static void conn_parse(mx_conn *c)
         llhttp_errno_t e;
         int head = c->in_head;
 
-        if (head && n > MX_SERVER_MAX_HEADER_BYTES - c->head_bytes + 1)
-            n = MX_SERVER_MAX_HEADER_BYTES - c->head_bytes + 1;
+        if (head && n > MX_SERVER_MAX_HEADER_BYTES - c->head_bytes)
+            n = MX_SERVER_MAX_HEADER_BYTES - c->head_bytes;
         p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-        e = llhttp_execute(&c->parser, p, n);
-        if (e == HPE_OK && head && c->in_head) {
-            c->head_bytes += n;
-            if (c->head_bytes > MX_SERVER_MAX_HEADER_BYTES) {
-                c->status = 431;
-                e = HPE_USER;
-            }
+        if (n == 0) {                   /* the limit is used up and the head goes on */
+            c->status = 431;
+            e = HPE_USER;
+        } else {
+            e = llhttp_execute(&c->parser, p, n);
+            if (e == HPE_OK && head && c->in_head)
+                c->head_bytes += n;
         }
         if (e == HPE_OK) {
             evbuffer_drain(in, n);

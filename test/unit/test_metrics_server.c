@@ -702,6 +702,13 @@ static void test_head_limit_counts_every_byte(void **state)
     }
     memcpy(big + n, "\r\n", 2);
     assert_int_equal(raw_status(big, n + 2), 431);
+    for (size_t len = MX_SERVER_MAX_HEADER_BYTES; len <= MX_SERVER_MAX_HEADER_BYTES + 1; len++) {
+        /* a head of exactly the limit (blank line included) is served, one byte more is not */
+        n = (size_t)snprintf(big, sizeof big, "GET /healthz HTTP/1.1\r\nConnection: close\r\nX: ");
+        memset(big + n, 'v', len - n - 4);
+        memcpy(big + len - 4, "\r\n\r\n", 4);
+        assert_int_equal(raw_status(big, len), len == MX_SERVER_MAX_HEADER_BYTES ? 200 : 431);
+    }
     n = (size_t)snprintf(big, sizeof big, "GET /healthz HTTP/1.1\r\nHost: t\r\nX:");
     memset(big + n, ' ', MX_SERVER_MAX_HEADER_BYTES);
     n += MX_SERVER_MAX_HEADER_BYTES;
