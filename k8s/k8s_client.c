@@ -301,16 +301,10 @@ static void parse_body(k8s_client *c, k8s_resp *r)
     k8s_utf8_trim(r->message);
 }
 
-/* One API call (see k8s_internal.h). */
-long k8s_call(k8s_client *c, const char *verb, const char *path, const char *ctype,
-              const char *body, k8s_resp *r)
-{
-    return k8s_call_expect(c, verb, path, ctype, body, -1, r);
-}
-
-/* One API call where status `normal` is not an error (see k8s_internal.h). */
-long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const char *ctype,
-                     const char *body, long normal, k8s_resp *r)
+/* One API call: status `normal` is not an error; a 401 is retried once (after re-reading the
+ * token) when the retry can end by `deadline`. */
+static long call(k8s_client *c, const char *verb, const char *path, const char *ctype,
+                 const char *body, long normal, double deadline, k8s_resp *r)
 {
     double now = px_now();
     char text[K8S_PATH_MAX + 512], esc[2 * K8S_ERR_MAX];
@@ -324,9 +318,14 @@ long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const ch
         /* why: projected tokens rotate; the kubelet may have written a new one already */
         token_reload(c, now);
         px_log(PX_LOG_INFO, "k8s token re-read after 401", "\"path\":\"%s\"", path);
-        k8s_status_api(verb, r->code);
-        r->message[0] = '\0';
-        r->code = exchange(c, verb, path, ctype, body, r);
+        if (px_now() + c->timeout_s < deadline) {
+            k8s_status_api(verb, r->code);
+            r->message[0] = '\0';
+            r->code = exchange(c, verb, path, ctype, body, r);
+        } else {
+            px_log(PX_LOG_WARN, "k8s write not retried after 401: it could land too late",
+                   "\"path\":\"%s\"", path);
+        }
     }
     parse_body(c, r);
     k8s_status_api(verb, r->code);
@@ -342,6 +341,27 @@ long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const ch
                "\"verb\":\"%s\",\"code\":%ld,\"error\":\"%s\"", verb, r->code, esc);
     }
     return r->code;
+}
+
+/* One API call (see k8s_internal.h). */
+long k8s_call(k8s_client *c, const char *verb, const char *path, const char *ctype,
+              const char *body, k8s_resp *r)
+{
+    return call(c, verb, path, ctype, body, -1, INFINITY, r);
+}
+
+/* One API call where status `normal` is not an error (see k8s_internal.h). */
+long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const char *ctype,
+                     const char *body, long normal, k8s_resp *r)
+{
+    return call(c, verb, path, ctype, body, normal, INFINITY, r);
+}
+
+/* A write that must land by deadline (see k8s_internal.h). */
+long k8s_call_by(k8s_client *c, const char *verb, const char *path, const char *ctype,
+                 const char *body, double deadline, k8s_resp *r)
+{
+    return call(c, verb, path, ctype, body, -1, deadline, r);
 }
 
 /* Free what a call left in r. */

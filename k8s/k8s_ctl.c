@@ -255,7 +255,7 @@ static void write_replicas(ctl *c, double now, char *action, size_t cap)
     }
     /* why: a successor may take the Lease once its duration has passed since our last renewal
      * was sent (renewed_at), and the write may take up to a call timeout to land: it must be
-     * sent early enough to land before that (a 401 and its one retry could still double it) */
+     * sent early enough to land before that (and so must its retry after a 401: k8s_call_by) */
     if (px_now() + c->call_timeout >= c->lease.renewed_at + c->lease.duration) {
         snprintf(action, cap, "no write: the lease could pass to another pod before it lands");
         return;
@@ -271,7 +271,8 @@ static void write_replicas(ctl *c, double now, char *action, size_t cap)
     target_path(c, path, sizeof path);
     snprintf(body, sizeof body, c->cfg.hpa[0] ? "{\"spec\":{\"minReplicas\":%d}}"
              : "{\"spec\":{\"replicas\":%d}}", want);
-    code = k8s_call(c->client, "PATCH", path, "application/merge-patch+json", body, &r);
+    code = k8s_call_by(c->client, "PATCH", path, "application/merge-patch+json", body,
+                       c->lease.renewed_at + c->lease.duration, &r);
     if (code == 200) {
         int before = c->cl.floor;           /* why kept: read_replicas sets the new value */
         k8s_backoff_ok(&c->write_bo);
@@ -451,10 +452,6 @@ static void evaluate(ctl *c, double now)
     s.pod_mem = c->cl.pod_mem;
     k8s_engine_eval(&c->engine, &c->policy, &s, &c->last);
     c->have_decision = 1;
-    if (c->lease.terms != c->write_term) {  /* why: a past term's backoff is not this one's */
-        k8s_backoff_ok(&c->write_bo);
-        c->write_term = c->lease.terms;
-    }
 
     if (c->mode == K8S_MODE_DRY_RUN)
         snprintf(action, sizeof action, "dry-run: would set %s to %d",
@@ -503,6 +500,10 @@ static void *ctl_main(void *arg)
         if (use_lease && now >= next_lease) {
             k8s_lease_try(&c->lease, c->client, now);
             now = px_now();
+            if (c->lease.terms != c->write_term) {  /* why: a past term's backoff is not this one's */
+                k8s_backoff_ok(&c->write_bo);
+                c->write_term = c->lease.terms;
+            }
             /* why: the holder renews on the retry period; candidates add jitter */
             next_lease = now + c->cfg.retry_s * (c->lease.leader ? 1.0
                          : 1.0 + (K8S_LEASE_JITTER - 1.0) * ((double)random() / RAND_MAX));

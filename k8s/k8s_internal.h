@@ -79,6 +79,10 @@ long k8s_call(k8s_client *c, const char *verb, const char *path, const char *cty
  * is an expected answer: counted, logged at debug, not made the last API error. */
 long k8s_call_expect(k8s_client *c, const char *verb, const char *path, const char *ctype,
                      const char *body, long normal, k8s_resp *r);
+/* k8s_call for a write that must land by `deadline` (monotonic s): the retry after a 401 is
+ * sent only if it, too, can end by then (one call timeout). */
+long k8s_call_by(k8s_client *c, const char *verb, const char *path, const char *ctype,
+                 const char *body, double deadline, k8s_resp *r);
 void k8s_resp_free(k8s_resp *r);
 
 /* ---- capped exponential backoff with jitter, honouring Retry-After ---- */

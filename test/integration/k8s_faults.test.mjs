@@ -185,6 +185,31 @@ itest('a write that could land after the lease passed to another pod is not sent
     } finally { await api.close(); }
 });
 
+// The same bound for the retry after a 401: lease 4 s, renew deadline 3.9 s, call timeout
+// 1.95 s.  Renewals fail from an evaluation on and the floor is lowered at once: the next
+// evaluation sends its write about 1-1.3 s after the last good renewal (in time), but its 401
+// comes back 1.5 s later, when a retry could land after the lease might have passed: it is
+// not sent (the token is re-read all the same).
+itest('the retry of a write after a 401 is not sent when it could land after the lease passed', async () => {
+    const api = await startK8sApi();
+    try {
+        const env = { LITEBRAIN_K8S_LEASE_SECONDS: '4', LITEBRAIN_K8S_RENEW_SECONDS: '3.9', LITEBRAIN_K8S_RETRY_SECONDS: '0.25' };
+        api.addHpa();
+        const px = await startK8sProxy(api, 'pod-a', { policy: FLOOR2(), env });
+        await api.waitRequest((r) => HPA_PATCH(r) && r.code === 200, WAIT_TIMEOUT_MS, 0, 'the first write');
+        await api.waitRequest((r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), WAIT_TIMEOUT_MS, api.mark(), 'an evaluation');
+        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        api.inject({ match: HPA_PATCH, status: 401, reason: 'Unauthorized', delayMs: 1500 });
+        const lowered = api.mark();
+        const h = api.hpas.get('ollama-hpa');
+        h.spec.minReplicas = 1;                         // someone lowers it: the leader wants 2 again
+        h.metadata.resourceVersion = String(++api.rv);
+        await px.waitLog((o) => o.msg === 'k8s write not retried after 401: it could land too late', 15000 * SLOW);
+        await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === false, 15000 * SLOW);
+        assert.deepEqual(api.requests.slice(lowered).filter(HPA_PATCH).map((r) => r.code), [401]);
+    } finally { await api.close(); }
+});
+
 // Only the service account's ca.crt is trusted.  The fake API server's CA is put where
 // libcurl's built-in CA directory points (/etc/ssl/certs, bind-mounted over in a private mount
 // namespace, standing in for the image's ca-certificates) and ca.crt holds an unrelated CA: the

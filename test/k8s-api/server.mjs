@@ -161,8 +161,9 @@ export class FakeK8sApi {
     }
 
     /* Queue a fault: match(req) picks requests ({method, path}); status + optional reason and
-     * retryAfter, or hang: true (never answered until close()), or delayMs: the normal answer,
-     * that much later (a slow API server); times (default 1, Infinity ok). */
+     * retryAfter, or hang: true (never answered until close()), or delayMs: the normal answer
+     * (or the status, when one is given) that much later (a slow API server); times (default
+     * 1, Infinity ok). */
     inject(f) { this.faults.push({ times: 1, ...f }); }
     clearFaults() { this.faults = []; }
 
@@ -214,7 +215,9 @@ export class FakeK8sApi {
                 }
                 if (f.delayMs !== undefined) {
                     setTimeout(() => {
-                        const r = this.route(req.method, url.pathname, body, rec.contentType);
+                        const r = f.status !== undefined
+                            ? [f.status, status(f.status, f.reason || 'InternalError', `injected ${f.status}`)]
+                            : this.route(req.method, url.pathname, body, rec.contentType);
                         send(r[0], r[1]);
                     }, f.delayMs);
                     return undefined;
