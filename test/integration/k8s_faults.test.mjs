@@ -17,6 +17,27 @@ import { startK8sProxy, startUpstream, policyFile, debugScaling, logsOf, loadLoo
 after(stopAll);
 const HPA_PATCH = (r) => r.method === 'PATCH' && r.path.includes('horizontalpodautoscalers');
 const FLOOR2 = () => policyFile({ minReplicas: 2 });
+// every Lease renewal fails from now on (leadership lapses at the renew deadline)
+const RENEWALS_FAIL = { match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity };
+// a lease whose renew deadline (3.9 s) is close to its duration (4 s): call timeout 1.95 s
+const NEAR_LEASE = { LITEBRAIN_K8S_LEASE_SECONDS: '4', LITEBRAIN_K8S_RENEW_SECONDS: '3.9', LITEBRAIN_K8S_RETRY_SECONDS: '0.25' };
+
+/* Someone lowers the HPA floor to 1: a leader under FLOOR2 wants to write 2 again. */
+function lowerFloor(api) {
+    const h = api.hpas.get('ollama-hpa');
+    h.spec.minReplicas = 1;
+    h.metadata.resourceVersion = String(++api.rv);
+}
+
+/* A leader under FLOOR2 with NEAR_LEASE timings that has made its first write, caught at the
+ * start of an evaluation (its GET of the HPA). */
+async function nearLeaseLeader(api) {
+    api.addHpa();
+    const px = await startK8sProxy(api, 'pod-a', { policy: FLOOR2(), env: NEAR_LEASE });
+    await api.waitRequest((r) => HPA_PATCH(r) && r.code === 200, WAIT_TIMEOUT_MS, 0, 'the first write');
+    await api.waitRequest((r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), WAIT_TIMEOUT_MS, api.mark(), 'an evaluation');
+    return px;
+}
 
 itest('token rotated: 401, the token file is re-read, the retry succeeds', async () => {
     const api = await startK8sApi();
@@ -94,7 +115,7 @@ itest('a backoff from an earlier term of leadership does not hold up the next on
         const px = await startK8sProxy(api, 'pod-a', { policy: FLOOR2(), env });
         await api.waitRequest((r) => HPA_PATCH(r) && r.code === 429, WAIT_TIMEOUT_MS, 0, 'the refused write');
         const mark = px.mark();
-        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        api.inject(RENEWALS_FAIL);
         await px.waitLog((o) => o.msg === 'leader lost', WAIT_TIMEOUT_MS, mark);
         api.clearFaults();
         const again = px.mark();
@@ -143,11 +164,9 @@ itest('slow GETs use up the renew deadline: the leader does not write after it',
         // leads, then spends 2 x 0.7 s on its GETs: 2.2 s or more after that renewal
         const g = await api.waitRequest((r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), WAIT_TIMEOUT_MS, api.mark(), 'an evaluation');
         const since = api.requests.indexOf(g) + 1;
-        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        api.inject(RENEWALS_FAIL);
         api.inject({ match: (r) => r.method === 'GET' && !r.path.includes('/leases/'), delayMs: 700, times: Infinity });
-        const h = api.hpas.get('ollama-hpa');
-        h.spec.minReplicas = 1;                         // someone lowers it: the leader wants 2 again
-        h.metadata.resourceVersion = String(++api.rv);
+        lowerFloor(api);
         const d = await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === true && o.action.startsWith('no write: lease renewal'), 15000 * SLOW);
         assert.equal(d.desired, 2);
         await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === false, 15000 * SLOW);
@@ -164,20 +183,14 @@ itest('slow GETs use up the renew deadline: the leader does not write after it',
 itest('a write that could land after the lease passed to another pod is not sent', async () => {
     const api = await startK8sApi();
     try {
-        const env = { LITEBRAIN_K8S_LEASE_SECONDS: '4', LITEBRAIN_K8S_RENEW_SECONDS: '3.9', LITEBRAIN_K8S_RETRY_SECONDS: '0.25' };
-        api.addHpa();
-        const px = await startK8sProxy(api, 'pod-a', { policy: FLOOR2(), env });
-        await api.waitRequest((r) => HPA_PATCH(r) && r.code === 200, WAIT_TIMEOUT_MS, 0, 'the first write');
-        await api.waitRequest((r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), WAIT_TIMEOUT_MS, api.mark(), 'an evaluation');
-        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        const px = await nearLeaseLeader(api);
+        api.inject(RENEWALS_FAIL);
         api.inject({ match: (r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), delayMs: 600, times: Infinity });
         const mark = px.mark(), injected = Date.now();
         // the first decision made after the injection (its HPA GET slowed), not one in flight
         await px.waitLog((o) => o.msg === 'scaling decision' && Date.parse(o.ts) > injected + 300, 15000 * SLOW, mark);
         const lowered = api.mark();
-        const h = api.hpas.get('ollama-hpa');
-        h.spec.minReplicas = 1;                         // someone lowers it: the leader wants 2 again
-        h.metadata.resourceVersion = String(++api.rv);
+        lowerFloor(api);
         const d = await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === true && o.action.startsWith('no write: the lease could pass'), 15000 * SLOW, mark);
         assert.equal(d.desired, 2);
         await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === false, 15000 * SLOW);
@@ -193,17 +206,11 @@ itest('a write that could land after the lease passed to another pod is not sent
 itest('the retry of a write after a 401 is not sent when it could land after the lease passed', async () => {
     const api = await startK8sApi();
     try {
-        const env = { LITEBRAIN_K8S_LEASE_SECONDS: '4', LITEBRAIN_K8S_RENEW_SECONDS: '3.9', LITEBRAIN_K8S_RETRY_SECONDS: '0.25' };
-        api.addHpa();
-        const px = await startK8sProxy(api, 'pod-a', { policy: FLOOR2(), env });
-        await api.waitRequest((r) => HPA_PATCH(r) && r.code === 200, WAIT_TIMEOUT_MS, 0, 'the first write');
-        await api.waitRequest((r) => r.method === 'GET' && r.path.includes('horizontalpodautoscalers'), WAIT_TIMEOUT_MS, api.mark(), 'an evaluation');
-        api.inject({ match: (r) => r.method === 'PUT' && r.path.endsWith('/leases/litebrain-scaler'), status: 500, times: Infinity });
+        const px = await nearLeaseLeader(api);
+        api.inject(RENEWALS_FAIL);
         api.inject({ match: HPA_PATCH, status: 401, reason: 'Unauthorized', delayMs: 1500 });
         const lowered = api.mark();
-        const h = api.hpas.get('ollama-hpa');
-        h.spec.minReplicas = 1;                         // someone lowers it: the leader wants 2 again
-        h.metadata.resourceVersion = String(++api.rv);
+        lowerFloor(api);
         await px.waitLog((o) => o.msg === 'k8s write not retried after 401: it could land too late', 15000 * SLOW);
         await px.waitLog((o) => o.msg === 'scaling decision' && o.leader === false, 15000 * SLOW);
         assert.deepEqual(api.requests.slice(lowered).filter(HPA_PATCH).map((r) => r.code), [401]);
