@@ -4,7 +4,7 @@
 SAN        ?= 0
 BUILD      ?= $(if $(filter 1,$(SAN)),build-san,build)
 CC         ?= cc
-PKGS       := libevent jansson libcurl
+PKGS       := libevent jansson libcurl liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LLHTTP_DIR := /usr/share/llhttp
@@ -43,7 +43,7 @@ $(BUILD):
 	@mkdir -p $@
 
 # Debian packages the build, the tests and the benchmarks need; installed only when missing.
-DEB_BUILD := build-essential pkg-config curl libevent-dev libjansson-dev libcurl4-openssl-dev node-llhttp
+DEB_BUILD := build-essential pkg-config curl libevent-dev libjansson-dev libcurl4-openssl-dev liburing-dev node-llhttp
 DEB_TEST  := libcmocka-dev prometheus openssl clang libclang-rt-14-dev curl
 deps:
 	@./scripts/ensure-debs.sh $(DEB_BUILD)

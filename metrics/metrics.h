@@ -107,6 +107,10 @@ typedef struct mx_usage {
 void mx_usage_init(mx_usage *u);
 /* Feed body bytes (any split); cheap: one pass, no allocation. */
 void mx_usage_feed(mx_usage *u, const char *p, size_t n);
+/* Feed a whole body in one piece, the first bytes fed: reads it from its end and stops once
+ * the counts are known (a non-streamed answer carries them last); the same results as
+ * mx_usage_feed for valid JSON, which it falls back to for anything else. */
+void mx_usage_whole(mx_usage *u, const char *p, size_t n);
 /* Call at end of body: scans what is left of the last line. */
 void mx_usage_finish(mx_usage *u);
 

@@ -11,6 +11,7 @@
  * Generated text always sits inside JSON strings and tool-call arguments sit deeper than the
  * watched levels, so neither can be taken for a count.  No allocation; the state lives in
  * mx_usage, so any split point gives the same result as one piece. */
+#include <ctype.h>
 #include <limits.h>
 #include <string.h>
 #include "metrics/metrics.h"
@@ -391,4 +392,161 @@ void mx_usage_finish(mx_usage *u)
     if (u->in_number && !u->in_string)
         commit_number(u);
     reset_parse(u);
+}
+
+/* ---- a whole body, read from its end ----
+ *
+ * Why: a non-streamed answer carries its counts at the end (Ollama: after the text and the
+ * context array; OpenAI: the usage object, last), and when the proxy holds the whole body in
+ * one piece it can read the last members first and stop once the counts are known, instead of
+ * walking the text and the context array.  Reading JSON backwards is exact for valid JSON: a
+ * quote is escaped exactly when an odd run of backslashes precedes it, so strings can be
+ * skipped from their end.  Anything this reader does not expect sends the body to
+ * mx_usage_feed instead, so it only ever decides for bodies it has understood. */
+
+/* Members of interest, as a backward walk finds them (first found = last in the body). */
+typedef struct whole {
+    long prompt, output;        /* counts, -1 until found */
+    uint64_t eval_ns;           /* eval_duration */
+    uint8_t has_eval_ns;        /* eval_duration found */
+} whole;
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The last non-whitespace byte at or before q (lo <= q), or NULL. */
+static const char *back_ws(const char *lo, const char *q)
+{
+    while (q >= lo && is_ws(*q))
+        q--;
+    return q >= lo ? q : NULL;
+}
+
+/* Given q at a string's closing quote, its opening quote, or NULL. */
+static const char *back_string(const char *lo, const char *q)
+{
+    const char *r = q;
+    while ((r = memrchr(lo, '"', (size_t)(r - lo))) != NULL) {
+        const char *b = r;
+        while (b > lo && b[-1] == '\\')
+            b--;
+        if (((r - b) & 1) == 0)
+            return r;                           /* not escaped */
+    }
+    return NULL;
+}
+
+/* Given q at a container's closing bracket, its opening one, or NULL. */
+static const char *back_container(const char *lo, const char *q)
+{
+    uint32_t depth = 0;
+    for (; q >= lo; q--) {
+        char c = *q;
+        if (c == '"') {
+            if (!(q = back_string(lo, q)))
+                return NULL;
+        } else if (c == '}' || c == ']') {
+            depth++;
+        } else if (c == '{' || c == '[') {
+            if (--depth == 0)
+                return q;
+        }
+    }
+    return NULL;
+}
+
+/* The digits [a, b] as a count, exactly as number_byte/commit_number would take them; -1
+ * when they are not a plain non-negative integer (those never count). */
+static int plain_integer(const char *a, const char *b, uint64_t *v)
+{
+    uint64_t n = 0;
+    for (const char *c = a; c <= b; c++) {
+        uint64_t d = (uint64_t)(*c - '0');
+        if (*c < '0' || *c > '9' || n > (UINT64_MAX - d) / 10)
+            return -1;
+        n = n * 10 + d;
+    }
+    *v = n;
+    return 0;
+}
+
+static long as_count(uint64_t v)
+{
+    return v > (uint64_t)LONG_MAX ? LONG_MAX : (long)v;
+}
+
+/* Walk the members of the object whose closing brace is at q, last first, at depth (1: the
+ * top level, 2: its "usage").  Returns the opening brace, or NULL when the bytes are not what
+ * valid JSON would have; at depth 1 it may also stop early (*done) once every count is in. */
+static const char *back_members(const char *lo, const char *q, int depth, whole *w, int *done)
+{
+    q = back_ws(lo, q - 1);
+    if (q && *q == '{')
+        return q;                               /* {} */
+    while (q) {
+        const char *vend = q, *vstart, *kend, *kstart;
+        if (*q == '"')
+            vstart = back_string(lo, q);
+        else if (*q == '}' || *q == ']')
+            vstart = back_container(lo, q);
+        else {
+            for (vstart = q; vstart > lo && (isalnum((unsigned char)vstart[-1]) ||
+                                             vstart[-1] == '.' || vstart[-1] == '+' ||
+                                             vstart[-1] == '-'); vstart--)
+                ;
+            if (!isalnum((unsigned char)*q))
+                return NULL;
+        }
+        if (!vstart || !(q = back_ws(lo, vstart - 1)) || *q != ':' ||
+            !(kend = back_ws(lo, q - 1)) || *kend != '"' || !(kstart = back_string(lo, kend)))
+            return NULL;
+        size_t klen = (size_t)(kend - kstart - 1);
+        int f = klen <= MX_USAGE_TAIL ? key_field(kstart + 1, klen, (uint32_t)depth) : FLD_NONE;
+        uint64_t v;
+        if (f == FLD_USAGE) {
+            if (*vend == '}' && !back_members(lo, vend, 2, w, done))
+                return NULL;
+        } else if (f != FLD_NONE && plain_integer(vstart, vend, &v) == 0) {
+            if ((f == FLD_PROMPT_EVAL || f == FLD_U_PROMPT) && w->prompt < 0)
+                w->prompt = as_count(v);
+            else if ((f == FLD_EVAL || f == FLD_U_COMPLETION) && w->output < 0)
+                w->output = as_count(v);
+            else if (f == FLD_EVAL_DURATION && !w->has_eval_ns) {
+                w->eval_ns = v;
+                w->has_eval_ns = 1;
+            }
+        }
+        if (depth == 1 && w->prompt >= 0 && w->output >= 0 && w->has_eval_ns) {
+            *done = 1;                          /* earlier members cannot change a thing */
+            return kstart;
+        }
+        q = back_ws(lo, kstart - 1);
+        if (q && *q == '{')
+            return q;
+        if (!q || *q != ',' || !(q = back_ws(lo, q - 1)))
+            return NULL;
+    }
+    return NULL;
+}
+
+void mx_usage_whole(mx_usage *u, const char *p, size_t n)
+{
+    whole w = { -1, -1, 0, 0 };
+    const char *q = n ? back_ws(p, p + n - 1) : NULL, *open;
+    int done = 0;
+
+    if (u->depth == 0 && !u->in_string && q && *q == '}' &&
+        (open = back_members(p, q, 1, &w, &done)) != NULL &&
+        (done || !back_ws(p, open - 1))) {      /* stopped early, or the body's one object */
+        if (w.prompt >= 0)
+            u->prompt_tokens = w.prompt;
+        if (w.output >= 0)
+            u->output_tokens = w.output;
+        if (w.has_eval_ns)
+            u->eval_duration_ns = w.eval_ns;
+        return;
+    }
+    mx_usage_feed(u, p, n);
 }

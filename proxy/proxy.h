@@ -41,6 +41,7 @@ typedef struct px_config {
     int max_connections;                /* --max-connections */
     uint64_t max_header_bytes;          /* --max-header-bytes */
     px_log_level log_level;             /* --log-level */
+    int io_uring;                       /* --io-uring: 1 auto (batch reads if possible), 0 off */
 } px_config;
 
 /* Defaults, then environment, then argv (flag wins).  Returns 0 ok, 1 when the caller should
@@ -93,6 +94,7 @@ typedef struct px_req_view {
     double t_end;               /* finished */
     int status;                 /* status sent to the client (499 when it left) */
     const char *content_type;   /* upstream response Content-Type ("" until the head) */
+    int64_t resp_length;        /* upstream response Content-Length; -1 none (or until the head) */
     uint64_t bytes_in;          /* request body bytes */
     uint64_t bytes_out;         /* response body bytes relayed */
     px_end end;                 /* how it ended */
@@ -132,6 +134,7 @@ typedef struct px_server px_server;
 px_server *px_server_new(struct event_base *base, const px_config *cfg, const px_hooks *hooks,
                          char *err, size_t errlen);
 int px_server_port(const px_server *s);         /* bound port (for --listen ...:0) */
+int px_server_io_uring(const px_server *s);     /* 1 when small reads go through io_uring */
 int px_server_ready(const px_server *s);        /* /readyz: upstream seen lately, not draining */
 void px_server_drain(px_server *s);             /* SIGTERM/SIGINT: start the drain */
 void px_server_free(px_server *s);              /* after the loop ended */

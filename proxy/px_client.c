@@ -53,6 +53,7 @@ static px_req *req_new(px_conn *c)
     r->v.method = r->method;
     r->v.path = "";
     r->v.content_type = "";
+    r->v.resp_length = -1;
     return r;
 }
 
@@ -854,7 +855,7 @@ void px_conn_response_done(px_conn *c)
     px_req *r = c->req;
     px_server *s = c->srv;
 
-    px_sock_flush(c->sk);                       /* the response's last bytes go out now */
+    px_sock_flush_later(c->sk);                 /* the response's last bytes, at the turn's end */
     if (r) {
         if (r->up)
             px_up_abort(r->up);

@@ -13,7 +13,7 @@
 #define PX_HTTP_PORT 80                 /* port for http://host without one */
 
 typedef enum { OPT_ADDR, OPT_UPSTREAM, OPT_PORT, OPT_STR, OPT_MODE, OPT_SIZE, OPT_SECS,
-               OPT_SECS0, OPT_COUNT, OPT_LEVEL } opt_kind;
+               OPT_SECS0, OPT_COUNT, OPT_LEVEL, OPT_AUTO_OFF } opt_kind;
 
 typedef struct px_opt {
     const char *flag;           /* "--listen" */
@@ -45,6 +45,8 @@ static const px_opt opts[] = {
      "client connections beyond get 503 and close"},
     {"--max-header-bytes", "LITEBRAIN_MAX_HEADER_BYTES", "65536", OPT_SIZE, "request head larger: 431"},
     {"--log-level", "LITEBRAIN_LOG_LEVEL", "info", OPT_LEVEL, "debug | info | warn | error"},
+    {"--io-uring", "LITEBRAIN_IO_URING", "auto", OPT_AUTO_OFF,
+     "auto | off: batch small reads through io_uring when the kernel allows"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -285,6 +287,11 @@ static int apply(px_config *c, const px_opt *o, const char *v, const char *from,
         else if (strcmp(v, "warn") == 0) c->log_level = PX_LOG_WARN;
         else if (strcmp(v, "error") == 0) c->log_level = PX_LOG_ERROR;
         else goto bad;
+        break;
+    case OPT_AUTO_OFF:
+        if (strcmp(v, "auto") && strcmp(v, "off"))
+            goto bad;
+        c->io_uring = strcmp(v, "auto") == 0;
         break;
     }
     return 0;

@@ -152,7 +152,11 @@ static void on_body(void *ud, void **hd, const px_req_view *v, const char *p, si
         if (g->streamed && g->ep != SC_EP_NONE)     /* a model pull's progress is no token */
             mx_ttft_observe(v->t_first_byte - v->t_start);
     }
-    if (g->ep != SC_EP_NONE && v->status == 200)
+    if (g->ep == SC_EP_NONE || v->status != 200)
+        return;
+    if (v->bytes_out == n && v->resp_length == (int64_t)n)
+        mx_usage_whole(&g->usage, p, n);        /* the whole answer at once: read from its end */
+    else
         mx_usage_feed(&g->usage, p, n);
 }
 

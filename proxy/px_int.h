@@ -23,6 +23,7 @@
 #define PX_BODY_INITIAL 16384           /* first buffer for a chunked request body */
 #define PX_SEND_IOV 8                   /* pieces px_sock_send_ref sends at once (a request:
                                            head and, past 2 KiB, its body) */
+#define PX_BATCH_MAX 64                 /* sockets read by one io_uring_enter (px_sock.c) */
 #define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
 #define PX_REQ_KEEP 4096                /* a pooled exchange keeps its target, path and body
@@ -90,12 +91,16 @@ struct px_sock {
     unsigned reported : 1;      /* EOF/ERROR already reported */
     unsigned dead : 1;          /* freed inside its own callback */
     unsigned big_reads : 1;     /* last read filled its space: reserve PX_READ_CHUNK */
+    unsigned queued : 1;        /* waits in the end-of-turn read batch (holds an in_cb) */
+    unsigned send_queued : 1;   /* its output waits for the end-of-turn send batch (same) */
+    unsigned trim_after_send : 1; /* px_sock_trim asked while a batched send was queued */
 };
 
 px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd);
 void px_sock_setcb(px_sock *s, px_sock_cb readcb, px_sock_cb writecb, px_sock_event_cb eventcb,
                    void *arg);
 void px_sock_flush(px_sock *s);
+void px_sock_flush_later(px_sock *s);
 void px_sock_send_ref(px_sock *s, struct evbuffer *b);
 int px_sock_ensure(px_sock *s);
 void px_sock_trim(px_sock *s);
@@ -104,6 +109,8 @@ void px_sock_read(px_sock *s, int on);
 int px_sock_connect(px_sock *s, const struct sockaddr *sa, int salen);
 int px_sock_connect_name(px_sock *s, struct evdns_base *dns, const char *host, int port);
 void px_sock_free(px_sock *s);
+int px_sock_batch_init(struct event_base *base, int use_ring);
+void px_sock_batch_free(void);
 struct evbuffer *px_buf_get(void);
 void px_buf_put(struct evbuffer *b);
 void px_buf_pool_free(void);
@@ -228,6 +235,7 @@ struct px_server {
     struct sockaddr_storage up_addr; /* upstream address when it is an IP literal */
     int up_addrlen;             /* 0 when the upstream is a name (resolve per connect) */
     px_conn *conns;             /* all client connections */
+    int batched;                /* px_sock_batch_init's answer: 1 reads batched via io_uring */
     int nconns;                 /* their count */
     int inflight;               /* requests between dispatch and finish */
     px_up *pool;                /* idle upstream connections */

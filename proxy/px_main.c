@@ -116,9 +116,10 @@ int main(int argc, char **argv)
     }
     px_log(PX_LOG_INFO, "listening",
            "\"port\":%d,\"metrics_port\":%d,\"listen\":\"%s\",\"metrics_listen\":\"%s\","
-           "\"upstream\":\"%s\",\"controller\":\"%s\",\"version\":\"%s\"",
+           "\"upstream\":\"%s\",\"controller\":\"%s\",\"io_uring\":%s,\"version\":\"%s\"",
            px_server_port(srv), mx_server_port(msrv), cfg.listen, cfg.metrics_listen,
-           cfg.upstream_authority, cfg.controller, px_version());
+           cfg.upstream_authority, cfg.controller, px_server_io_uring(srv) ? "true" : "false",
+           px_version());
     event_base_dispatch(base);
     rc = 0;
     px_log(PX_LOG_INFO, "exiting", NULL);

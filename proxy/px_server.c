@@ -112,6 +112,7 @@ int px_server_ready(const px_server *s)
 }
 
 int px_server_port(const px_server *s) { return s->port; }
+int px_server_io_uring(const px_server *s) { return s->batched > 0; }
 
 /* IP literal host and port → *ss; -1 when host is not an IP literal (a name). */
 static int sockaddr_of(const char *host, int port, struct sockaddr_storage *ss, int *len)
@@ -189,7 +190,8 @@ px_server *px_server_new(struct event_base *base, const px_config *cfg, const px
     s->deadline_timer = evtimer_new(base, deadline_timercb, s);
     s->later_ev = event_new(base, -1, 0, px_conn_later_cb, s);
     s->accept_timer = evtimer_new(base, accept_timercb, s);
-    if (!s->probe_timer || !s->tick_timer || !s->sweep_timer || !s->grace_timer ||
+    s->batched = px_sock_batch_init(base, cfg->io_uring);
+    if (s->batched < 0 || !s->probe_timer || !s->tick_timer || !s->sweep_timer || !s->grace_timer ||
         !s->deadline_timer || !s->later_ev || !s->accept_timer) {
         snprintf(err, errlen, "litebrain-proxy: out of memory");
         goto fail;
@@ -219,6 +221,7 @@ void px_server_free(px_server *s)
     px_close_all(s);
     px_up_pool_free(s);
     px_sock_free(s->probe);
+    px_sock_batch_free();
     if (s->listener)
         evconnlistener_free(s->listener);
     if (s->probe_timer)

@@ -98,6 +98,8 @@ static int on_headers_complete(llhttp_t *p)
         return 1;                               /* informational: swallowed, see below */
     u->head_done = 1;
     u->chunked = (p->flags & F_CHUNKED) != 0;
+    u->req->v.resp_length = (p->flags & F_CONTENT_LENGTH) && !u->chunked
+                            ? (int64_t)p->content_length : -1;
     return u->req->is_head || status == 204 || status == 304 ? 1 : HPE_PAUSED;
 }
 
@@ -303,7 +305,7 @@ static void up_readcb(px_sock *sk, void *arg)
         up_done(u);                             /* flushes the client's output */
         return;
     }
-    px_sock_flush(r->conn->sk);                 /* relay this read now, not next loop turn */
+    px_sock_flush_later(r->conn->sk);           /* relay this read at this turn's end */
     if (evbuffer_get_length(cout) > PX_HIGH_WATERMARK) {
         px_sock_read(sk, 0);                    /* backpressure: the client is slower */
         u->paused = 1;

@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh — every suite of `make test`, each ending with its own summary line, then one total.
 # Suites: $LB_BUILD/unit/test_* (cmocka), test/integration/*.test.mjs (node --test),
-# test/checks/*.sh (offline checks such as promtool and manifests).
+# test/checks/*.sh (offline checks such as promtool and manifests); the proxy's integration
+# suites run twice, with and without io_uring.
 cd "$(dirname "$0")/.." || exit 2
 : "${LB_BUILD:=build}"
 export LB_BUILD
@@ -18,6 +19,10 @@ done
 set -- test/integration/*.test.mjs
 if [ -e "$1" ]; then
     run_suite "integration" node --test --test-concurrency=1 --test-timeout=120000 "$@"
+    # the proxy's own suites again with plain system calls, the path a kernel (or a seccomp
+    # profile) without io_uring takes; the run above took the batched one where it could
+    run_suite "integration-no-io-uring" env LITEBRAIN_IO_URING=off \
+        node --test --test-concurrency=1 --test-timeout=120000 test/integration/proxy_*.test.mjs
 fi
 for c in test/checks/*.sh; do
     [ -x "$c" ] && run_suite "checks/$(basename "$c" .sh)" "$c"

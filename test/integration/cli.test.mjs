@@ -58,6 +58,8 @@ itest('startup errors: exactly one stderr line and exit code 2', async (t) => {
         ['bad controller mode', [...LOCAL, '--controller', 'maybe']],
         ['bad log level', [...LOCAL, '--log-level', 'loud']],
         ['bad max connections', [...LOCAL, '--max-connections', 'many']],
+        ['bad io_uring mode', [...LOCAL, '--io-uring', 'on']],
+        ['bad io_uring env', [...LOCAL], { LITEBRAIN_IO_URING: 'yes' }],
         ['bad listen address', ['--listen', 'not-an-address:xx', '--metrics-listen', `${HOST}:0`]],
         ['bad upstream', [...LOCAL, '--upstream', 'http://127.0.0.1:99999']],
         ['missing policy file', [...LOCAL, '--policy', path.join(dir, 'nope.json')]],

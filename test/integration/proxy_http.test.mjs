@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { after, before } from 'node:test';
+import path from 'node:path';
 import {
-    MODEL, RawClient, buildRequest, evHeaders, freePort, hostOf, itest, rawRequest, startProxy,
-    startSimAndProxy, stopAll, WAIT_TIMEOUT_MS,
+    BUILD, HOST, MODEL, PROXY_BIN, RawClient, buildRequest, evHeaders, freePort, hostOf, itest,
+    rawRequest, startProxy, startSimAndProxy, stopAll, WAIT_TIMEOUT_MS,
 } from './harness.mjs';
 
 let sim; let px;
@@ -30,6 +31,41 @@ async function sentinel(tag) {
     assert.equal(r.status, 200);
     await sim.waitEvent((e) => e.event === 'request' && e.query && e.query.includes(`sentinel=${tag}`), WAIT_TIMEOUT_MS, since);
 }
+
+itest('the listening line says whether reads and sends are batched through io_uring; --io-uring off turns it off', async () => {
+    const l = px.logs.find((o) => o.msg === 'listening');
+    assert.equal(typeof l.io_uring, 'boolean');
+    if (process.env.LITEBRAIN_IO_URING === 'off')
+        assert.equal(l.io_uring, false, 'the plain-system-call run must really be plain');
+    const off = await startProxy(['--io-uring', 'off', '--drain-seconds', '0'], {}, { sim });
+    try {
+        assert.equal(off.logs.find((o) => o.msg === 'listening').io_uring, false);
+        const r = await rawRequest(off.port, buildRequest('GET', '/api/version', [['Host', hostOf(off.port)]]));
+        assert.equal(r.status, 200);
+    } finally {
+        await off.stop();
+    }
+});
+
+itest('where a seccomp profile refuses io_uring (Docker 25+, containerd 2.0+ defaults): one info line, io_uring false, requests served', async () => {
+    const wrap = path.join(BUILD, 'no-io-uring');
+    const p = await startProxy([PROXY_BIN, '--listen', `${HOST}:0`, '--metrics-listen', `${HOST}:0`,
+        '--upstream', sim.url, '--log-level', 'info', '--drain-seconds', '0'], {}, { bin: wrap, raw: true });
+    try {
+        const why = p.logs.find((o) => o.msg === 'io_uring unavailable: plain system calls');
+        assert.ok(why, 'the reason is logged');
+        assert.equal(why.error, 'Operation not permitted');
+        assert.equal(p.logs.find((o) => o.msg === 'listening').io_uring, false);
+        const body = JSON.stringify({ model: MODEL, prompt: 'design a cache', stream: false });
+        const r = await rawRequest(p.port, buildRequest('POST', '/api/generate',
+            [['Host', hostOf(p.port)], ['Content-Type', 'application/json']], body));
+        assert.equal(r.status, 200);
+        assert.match(r.header('X-LiteBrain-Level') || '', /^(low|medium|high)$/, 'scored');
+        assert.equal(JSON.parse(r.body.toString()).done, true);
+    } finally {
+        await p.stop();
+    }
+});
 
 itest('two sequential requests through the proxy reuse one upstream connection', async () => {
     const since = sim.mark();

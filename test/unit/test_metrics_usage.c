@@ -49,6 +49,28 @@ static found scan3(const char *body, size_t a, size_t b)
     return f;
 }
 
+/* mx_usage_whole on a copy of exactly len bytes (so ASan sees any read outside it). */
+static found scan_whole_n(const char *body, size_t len)
+{
+    mx_usage u;
+    found f;
+    char *copy = malloc(len ? len : 1);
+    memcpy(copy, body, len);
+    mx_usage_init(&u);
+    mx_usage_whole(&u, copy, len);
+    mx_usage_finish(&u);
+    free(copy);
+    f.prompt = u.prompt_tokens;
+    f.output = u.output_tokens;
+    f.eval_ns = u.eval_duration_ns;
+    return f;
+}
+
+static found scan_whole(const char *body)
+{
+    return scan_whole_n(body, strlen(body));
+}
+
 /* Byte by byte. */
 static found scan_bytes(const char *body)
 {
@@ -77,6 +99,7 @@ static void expect_all_splits(const char *body, long prompt, long output, uint64
     size_t n = strlen(body);
     expect(scan(body), prompt, output, eval_ns);
     expect(scan_bytes(body), prompt, output, eval_ns);
+    expect(scan_whole(body), prompt, output, eval_ns);
     for (size_t a = 0; a <= n; a++) {
         if (n <= 400) {
             for (size_t b = a; b <= n; b++)
@@ -224,6 +247,39 @@ static void test_odd_values(void **state)
     expect(scan("{\"response\":\"abc\n{\"eval_count\":3}\n"), -1, 3, 0);
     /* text/plain garbage then nothing */
     expect(scan("hello ] } world \\ \" \n"), -1, -1, 0);
+}
+
+/* mx_usage_whole agrees with mx_usage_feed on the odd cases too: valid JSON read from its end,
+ * everything else (several documents, no closing brace, not an object) handed to the feed. */
+static void test_whole_odd_values(void **state)
+{
+    static const char *const bodies[] = {
+        "{\"eval_count\":-3,\"prompt_eval_count\":1.5}", "{\"eval_count\":\"12\",\"prompt_eval_count\":null}",
+        "{\"eval\\u005fcount\":12}", "{\"eval_count_and_a_much_longer_key_name\":12}",
+        "{\"eval_count\":99999999999999999999999}", "{\"eval_count\":7", "{\"eval_count\":7}{\"eval_count\":8}",
+        "{\"response\":\"abc\n{\"eval_count\":3}\n", "hello ] } world \\ \" \n", "{}", " { } \n", "",
+        "[{\"eval_count\":4}]", "{\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":{\"x\":1}},\"eval_count\":5}",
+        "{\"prompt_eval_count\":1,\"usage\":{\"prompt_tokens\":2}}", "{\"usage\":{\"prompt_tokens\":2},\"prompt_eval_count\":1}",
+        "{\"a\":\"\\\\\",\"eval_count\":6}", "{\"a\":\"q\\\"\",\"eval_count\":6}", "{\"eval_count\":1,\"eval_count\":2}",
+        "{\"eval_count\":1,\"eval_count\":-2}", "{\"usage\":7,\"eval_count\":3}", "{,\"eval_count\":3}",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        found a = scan(bodies[i]), b = scan_whole(bodies[i]);
+        if (a.prompt != b.prompt || a.output != b.output || a.eval_ns != b.eval_ns)
+            fail_msg("whole differs on %s", bodies[i]);
+    }
+}
+
+/* The point of reading from the end: once the three counts are in, the bytes before them are
+ * not looked at — here a prefix the forward scan trips over (a string that never ends). */
+static void test_whole_stops_at_the_counts(void **state)
+{
+    static const char body[] = "{\"response\":\"never closed,\"prompt_eval_count\":26,"
+                               "\"eval_count\":259,\"eval_duration\":4232710000}";
+    (void)state;
+    expect(scan_whole(body), 26, 259, 4232710000u);
+    expect(scan(body), -1, -1, 0);      /* the feed, reading from the start, sees one string */
 }
 
 /* --- differential test: the fast scanner against the plain byte-at-a-time one --- */
@@ -512,12 +568,13 @@ static void put_value(char *body, size_t *len, int depth, int top)
 
 /* A random body: well-formed documents (NDJSON or SSE framed) or, one in four, documents
  * with random structure bytes thrown in (broken JSON, stray quotes, backslashes, newlines). */
-static size_t random_body(char *body)
+static size_t random_body(char *body, int *was_broken)
 {
     static const char *const junk[] = { "{", "}", "[", "]", "\"", "\\", "\n", ",", ":", "y",
                                         "\"eval_count\":", "{\"usage\":{", "12", "data: " };
     size_t len = 0;
     int docs = 1 + (int)diff_rand(3), broken = diff_rand(4) == 0;
+    *was_broken = broken;
     for (int d = 0; d < docs; d++) {
         put(body, &len, diff_rand(4) == 0 ? "data: " : "");
         put_value(body, &len, 4, 1);
@@ -573,9 +630,20 @@ static void test_same_as_reference(void **state)
     int with_counts = 0;
     (void)state;
     for (int d = 0; d < DIFF_DOCS; d++) {
-        size_t len = random_body(body);
+        int broken;
+        size_t len = random_body(body, &broken);
         mx_usage u;
         compare_split(body, len, cuts, 0);
+        found w = scan_whole_n(body, len);          /* also run on broken ones: no over-read */
+        if (!broken) {
+            mx_usage ref;
+            ref_init(&ref);
+            ref_feed(&ref, body, len);
+            ref_finish(&ref);
+            if (w.prompt != ref.prompt_tokens || w.output != ref.output_tokens ||
+                w.eval_ns != ref.eval_duration_ns)
+                fail_msg("whole differs on body \"%.*s\"", (int)len, body);
+        }
         for (int i = 0; i < DIFF_CUTS; i++)
             cuts[i] = diff_rand((uint32_t)len + 1);
         for (int i = 1; i < DIFF_CUTS; i++)         /* sort the few cuts */
@@ -609,6 +677,8 @@ int main(void)
         cmocka_unit_test(test_openai_json),
         cmocka_unit_test(test_openai_sse),
         cmocka_unit_test(test_odd_values),
+        cmocka_unit_test(test_whole_odd_values),
+        cmocka_unit_test(test_whole_stops_at_the_counts),
         cmocka_unit_test(test_same_as_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
