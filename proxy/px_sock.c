@@ -333,8 +333,10 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg)
         }
         if (px_sock_pending(s) > 0) {
             px_sock_flush(s);
-            if (!s->failed && px_sock_pending(s) <= s->wlow && s->writecb)
+            if (!s->failed && px_sock_pending(s) <= s->wlow && s->writecb) {
+                s->wcb_owed = 0;
                 s->writecb(s, s->arg);
+            }
             if (s->dead)
                 goto out;
         }
@@ -432,6 +434,7 @@ static int batch_take_send(px_sock *s)
         batch_arm();
     batch.sq[batch.ns++] = s;
     s->send_queued = 1;
+    s->wcb_owed = 1;
     s->in_cb++;
     return 1;
 }
@@ -535,8 +538,11 @@ static void batch_sent(px_sock *s, int r)
     px_sock_flush(s);                           /* the rest, if any: the plain path */
     if (s->failed || px_sock_pending(s) > s->wlow)
         return;                                 /* the error, or writability, calls back */
-    if (s->writecb)
+    /* why owed: a write event may have sent the bytes first, and sock_cb called back then */
+    if (s->writecb && s->wcb_owed) {
+        s->wcb_owed = 0;
         s->writecb(s, s->arg);
+    }
     if (!s->dead && s->trim_after_send) {
         s->trim_after_send = 0;
         px_sock_trim(s);
