@@ -50,7 +50,8 @@ itest('the listening line says whether reads and sends are batched through io_ur
 itest('where a seccomp profile refuses io_uring (Docker 25+, containerd 2.0+ defaults): one info line, io_uring false, requests served', async () => {
     const wrap = path.join(BUILD, 'no-io-uring');
     const p = await startProxy([PROXY_BIN, '--listen', `${HOST}:0`, '--metrics-listen', `${HOST}:0`,
-        '--upstream', sim.url, '--log-level', 'info', '--drain-seconds', '0'], {}, { bin: wrap, raw: true });
+        '--upstream', sim.url, '--log-level', 'info', '--drain-seconds', '0', '--io-uring', 'auto'],
+        {}, { bin: wrap, raw: true });   // auto: it must try, even in the LITEBRAIN_IO_URING=off run
     try {
         const why = p.logs.find((o) => o.msg === 'io_uring unavailable: plain system calls');
         assert.ok(why, 'the reason is logged');
