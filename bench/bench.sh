@@ -40,17 +40,23 @@ rss_of() { local s=0; for p in "$@"; do s=$((s + $(awk '/^VmRSS:/ {print $2}' /p
 per_req() {  # ticks: CPU µs per request of the last wrk run ($nreq requests)
     awk -v c="$1" -v n="$nreq" -v hz="$HZ" 'BEGIN { printf "%.1f", c * 1e6 / hz / n }'
 }
+core_ticks() {  # cpu: "busy all" clock ticks of that core so far
+    awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat
+}
 box_ticks() {  # "busy all" clock ticks of the whole box so far (busy: user nice system irq softirq steal)
     awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat
 }
 server_pids() { case $1 in litebrain) echo $LBPID ;; nginx) echo $NGPID $NGWORKER ;; esac; }  # target
 
-# ---- the upstream: one simulator for every case, never pinned (it serves all three) ----
+# ---- the upstream: one simulator for every case, unpinned (it serves all three) but for the
+# sidecar-layout case ----
 start_sim --parallel 8192 --max-queue 65536 \
     --model "qwen2.5:3b:0:1000000:8" \
     --model "llama3.2:latest:0:$STREAM_TPS:$STREAM_TOKENS" \
     --model "llama3.2:1b:0:$STREAM_TPS:$SOLO_TOKENS" \
     --model "codellama:7b:0:2:100000" || die "simulator did not start"
+SIMPID=${pids[${#pids[@]} - 1]}
+SIM_CPUS=$(taskset -pc $SIMPID | awk '{print $NF}')     # its affinity, restored after pinning
 
 start_proxy
 start_nginx
@@ -113,12 +119,15 @@ done
 
 run_small() {  # case target: one wrk run of the small case; its metrics go to $R under case,
     # and rps is left set
-    local c=$1 t=$2 srv out p50 p99 errs c0 c1 b0 b1
+    local c=$1 t=$2 srv out p50 p99 errs c0 c1 b0 b1 s0 s1 k0 k1
     srv=$(server_pids $t)
     c0=($([ -n "$srv" ] && cpu_ticks $srv)) b0=($(box_ticks))
+    s0=($(core_ticks $SERVER_CPU)) k0=($(core_ticks $CLIENT_CPU))
     out=$(taskset -c $CLIENT_CPU wrk -t1 -c$SMALL_CONNS -d${SECS}s --latency -s "$tmp/post.lua" \
           "http://127.0.0.1:${PORT[$t]}/api/generate") || die "wrk on $t failed"
-    b1=($(box_ticks))
+    b1=($(box_ticks)) s1=($(core_ticks $SERVER_CPU)) k1=($(core_ticks $CLIENT_CPU))
+    echo "$c $t core_srv $(awk -v b=$((s1[0] - s0[0])) -v a=$((s1[1] - s0[1])) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')" >>"$R"
+    echo "$c $t core_cli $(awk -v b=$((k1[0] - k0[0])) -v a=$((k1[1] - k0[1])) 'BEGIN { printf "%.0f", a ? 100 * b / a : 0 }')" >>"$R"
     rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
     p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
     p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
@@ -141,6 +150,7 @@ run_small() {  # case target: one wrk run of the small case; its metrics go to $
 echo "bench: $ROUNDS rounds x ${SECS} s, targets interleaved (direct first, then litebrain and nginx, their order swapped every other round)" >&2
 declare -A round_rps    # this round's small-case req/s per target
 declare -A round_cap    # this round's capped small-case req/s per proxy
+declare -A round_side   # this round's sidecar-layout small-case req/s per proxy
 declare -A round_ttfb   # this round's 32-stream TTFB p50 per target
 declare -A round_warm   # this round's back-to-back single-stream TTFB p50 per target
 for round in $(seq 1 "$ROUNDS"); do
@@ -179,9 +189,20 @@ for round in $(seq 1 "$ROUNDS"); do
         cap_set $t off || die "cannot lift $t's CPU cap"
         round_cap[$t]=$rps
     done
+    # the sidecar layout: the sim pinned to the server's core, as a sidecar shares its pod's
+    # CPUs with Ollama while the client is elsewhere; then the clients' core is not what
+    # saturates (unpinned, the scheduler runs the sim beside wrk, and that core sets the rate)
+    for t in $order; do
+        [ $t != direct ] || continue
+        taskset -pc $SERVER_CPU $SIMPID >/dev/null || die "cannot pin the sim"
+        run_small sidecar $t
+        taskset -pc "$SIM_CPUS" $SIMPID >/dev/null || die "cannot unpin the sim"
+        round_side[$t]=$rps
+    done
     # why pairs too: the box's speed swings between minutes, and a round's two runs are closer
     # in time than the medians of all rounds are
     echo "small pair rps_ratio $(ratio "${round_rps[litebrain]}" "${round_rps[nginx]}")" >>"$R"
+    echo "sidecar pair rps_ratio $(ratio "${round_side[litebrain]}" "${round_side[nginx]}")" >>"$R"
     [ -n "$CAP_ROOT" ] && echo "capped pair rps_ratio $(ratio "${round_cap[litebrain]}" "${round_cap[nginx]}")" >>"$R"
     echo "stream pair ttfb_diff $(sub "${round_ttfb[litebrain]}" "${round_ttfb[nginx]}")" >>"$R"
     echo "warm pair ttfb_diff $(sub "${round_warm[litebrain]}" "${round_warm[nginx]}")" >>"$R"
@@ -244,6 +265,15 @@ med() {  # case target metric: median of the rounds
 }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 
+sidecar_rows() {  # the sidecar-layout small case's rows
+    local rl rn
+    rl=$(med sidecar litebrain rps) rn=$(med sidecar nginx rps)
+    echo "| small, the sim pinned beside the server on core $SERVER_CPU (sidecar layout: proxy and Ollama share the pod's CPUs, the client is elsewhere) | req/s | — | $rl | $rn | $(ratio $rl $rn) | ≥ 1.20 | $(verdict $(awk -v a=$rl -v b=$rn 'BEGIN{print (a >= 1.2 * b)}')) |"
+    echo "| | req/s, litebrain / nginx of each round (median of the $ROUNDS pairs) | | | | $(med sidecar pair rps_ratio) | | |"
+    echo "| | p50 ms | — | $(med sidecar litebrain p50) | $(med sidecar nginx p50) | | | |"
+    echo "| | server CPU µs per request (user + sys) | — | $(med sidecar litebrain cpu_us) | $(med sidecar nginx cpu_us) | $(ratio $(med sidecar litebrain cpu_us) $(med sidecar nginx cpu_us)) | | |"
+    echo "| | busy % of the server's core / the clients' core | — | $(med sidecar litebrain core_srv) / $(med sidecar litebrain core_cli) | $(med sidecar nginx core_srv) / $(med sidecar nginx core_cli) | | | |"
+}
 capped_rows() {  # the capped small case's rows, or one saying why it did not run
     if [ -z "$CAP_ROOT" ]; then
         echo "| small, each server capped at $CAP_PCT % of a core | not run: $CAP_WHY | | | | | | |"
@@ -284,7 +314,7 @@ cat <<EOF
 
 ## litebrain-proxy vs nginx vs direct — $(date -u +%Y-%m-%d), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), medians of $ROUNDS interleaved rounds
 
-Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1 worker) on core $SERVER_CPU, clients (wrk, lbload) on core $CLIENT_CPU, ollama-sim unpinned.  Load average at start: $LOAD_START (the 2 cores are shared with other work).
+Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1 worker) on core $SERVER_CPU, clients (wrk, lbload) on core $CLIENT_CPU, ollama-sim unpinned (pinned to core $SERVER_CPU for the sidecar-layout case only).  Load average at start: $LOAD_START (the 2 cores are shared with other work).
 
 | case | metric | direct | litebrain | nginx | litebrain / nginx | target | verdict |
 |---|---|---:|---:|---:|---:|---|---|
@@ -296,7 +326,9 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | | … of which user / sys µs | — | $S_user_us_litebrain / $S_sys_us_litebrain | $S_user_us_nginx / $S_sys_us_nginx | | | |
 | | box CPU µs per request (every process + kernel, both cores) | $S_box_us_direct | $S_box_us_litebrain | $S_box_us_nginx | $(ratio $S_box_us_litebrain $S_box_us_nginx) | | |
 | | box busy % (both cores) | $S_box_busy_direct | $S_box_busy_litebrain | $S_box_busy_nginx | | | |
+| | busy % of the server's core / the clients' core (the sim runs where the scheduler puts it) | $(med small direct core_srv) / $(med small direct core_cli) | $(med small litebrain core_srv) / $(med small litebrain core_cli) | $(med small nginx core_srv) / $(med small nginx core_cli) | | | |
 | | ceiling: litebrain / nginx req/s if litebrain used no CPU (box CPU-bound) | — | — | — | $(awk -v b=$S_box_us_nginx -v c=$S_cpu_us_nginx 'BEGIN { if (b - c > 0) printf "%.2f", b / (b - c); else print "n/a" }') | | |
+$(sidecar_rows)
 $(capped_rows)
 | stream, $STREAM_CONNS × $STREAM_TOKENS lines @ $((1000 / STREAM_TPS)) ms | TTFB p50 ms | $T_ttfb_direct | $T_ttfb_litebrain | $T_ttfb_nginx | | | |
 | | TTFB added ms | — | $lb_ttfb_add | $ng_ttfb_add | $(ratio $lb_ttfb_add $ng_ttfb_add) | | |

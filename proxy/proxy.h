@@ -88,7 +88,8 @@ typedef struct px_req_view {
     const char *path;           /* upstream path (aliases applied), no query string */
     int is_v1;                  /* 1 for /v1/... (OpenAI shapes) */
     double t_start;             /* first byte of the request head */
-    double t_sent;              /* request forwarded upstream (0 if never) */
+    double t_sent;              /* request handed to the upstream socket (0 if never); a small
+                                   one leaves at the end of that loop turn */
     double t_head;              /* upstream response head parsed (0 if never) */
     double t_first_byte;        /* first upstream response body byte (0 if none) */
     double t_end;               /* finished */

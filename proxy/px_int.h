@@ -24,6 +24,9 @@
 #define PX_SEND_IOV 8                   /* pieces px_sock_send_ref sends at once (a request:
                                            head and, past 2 KiB, its body) */
 #define PX_BATCH_MAX 64                 /* sockets read by one io_uring_enter (px_sock.c) */
+#define PX_BATCH_SEND_MAX 16384         /* larger upstream requests are sent at once, not at
+                                           the turn's end: their scoring (~2 ms per 10 MiB)
+                                           then overlaps Ollama's reading them */
 #define PX_BUF_POOL_MAX 256             /* empty evbuffers kept for reuse (px_sock.c) */
 #define PX_REQ_POOL_MAX 64              /* finished exchanges kept for reuse (px_client.c) */
 #define PX_REQ_KEEP 4096                /* a pooled exchange keeps its target, path and body

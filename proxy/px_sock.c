@@ -192,7 +192,7 @@ void px_sock_send_ref(px_sock *s, struct evbuffer *b)
         fail_later(s, ENOMEM);
         return;
     }
-    if (evbuffer_get_length(s->out) == 0 && batch_take_send(s)) {
+    if (len <= PX_BATCH_SEND_MAX && evbuffer_get_length(s->out) == 0 && batch_take_send(s)) {
         /* sent from the output at the turn's end, with the turn's other sends and reads */
         if (evbuffer_add_buffer_reference(s->out, b) < 0)
             fail_later(s, ENOMEM);
@@ -425,8 +425,10 @@ static int batch_take(px_sock *s)
 /* Queue s's output for the end-of-turn send; 0 when it cannot be (send it now). */
 static int batch_take_send(px_sock *s)
 {
-    if (s->send_queued)
+    if (s->send_queued) {
+        s->wcb_owed = 1;                        /* more bytes: "drained" is owed again */
         return 1;
+    }
     if (!batch.have_ring || batch.ns == PX_BATCH_MAX || s->fd < 0 || !s->writable ||
         s->connecting || s->failed)
         return 0;
@@ -517,6 +519,16 @@ static void batch_submit(px_sock **sq, int ns, int *sres, px_sock **q, int n, in
                 break;
         }
     }
+    for (i = 0; i < ns; i++)                    /* an operation this kernel lacks: the plain */
+        if (sres[i] == -EINVAL || sres[i] == -EOPNOTSUPP) {   /* path does it (see init) */
+            sres[i] = BATCH_SKIPPED;
+            seen = -1;
+        }
+    for (i = 0; i < n; i++)
+        if (res[i] == -EINVAL || res[i] == -EOPNOTSUPP) {
+            res[i] = BATCH_SKIPPED;
+            seen = -1;
+        }
     if (seen < want) {
         px_log(PX_LOG_WARN, "io_uring failed; plain system calls from now on", NULL);
         batch.have_ring = 0;                    /* anything unsent stays unsent */
@@ -662,6 +674,18 @@ int px_sock_batch_init(struct event_base *base, int use_ring)
          * profiles */
         px_log(PX_LOG_INFO, "io_uring unavailable: plain system calls", "\"error\":\"%s\"",
                strerror(-rc));
+        return 0;
+    }
+    /* why probe: kernels 5.1-5.5 have io_uring but not IORING_OP_RECV, and answer -EINVAL */
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&batch.ring);
+    int ops = probe && io_uring_opcode_supported(probe, IORING_OP_RECV) &&
+              io_uring_opcode_supported(probe, IORING_OP_SENDMSG);
+    if (probe)
+        io_uring_free_probe(probe);
+    if (!ops) {
+        io_uring_queue_exit(&batch.ring);
+        px_log(PX_LOG_INFO, "io_uring unavailable: plain system calls", "\"error\":\"%s\"",
+               "no recv/sendmsg operations in this kernel's io_uring");
         return 0;
     }
     batch.have_ring = 1;

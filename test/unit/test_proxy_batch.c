@@ -55,6 +55,7 @@ typedef struct end {
     double when;                /* px_now inside the last readcb */
     struct end *victim;         /* freed by this one's readcb when set (and not yet freed) */
     struct evbuffer *to_send;   /* what queue_send_cb queues */
+    struct evbuffer *more;      /* on_write queues these bytes once (flush_later) when set */
     int freed;                  /* sk already freed by the test */
 } end;
 
@@ -89,8 +90,13 @@ static void on_read(px_sock *sk, void *arg)
 
 static void on_write(px_sock *sk, void *arg)
 {
-    (void)sk;
-    ((end *)arg)->writes++;
+    end *e = arg;
+    e->writes++;
+    if (e->more) {                              /* as conn_writecb may: answer the next one */
+        assert_int_equal(evbuffer_add_buffer(sk->out, e->more), 0);
+        px_sock_flush_later(sk);
+        e->more = NULL;
+    }
 }
 
 static void on_event(px_sock *sk, short what, void *arg)
@@ -463,8 +469,9 @@ static void freed_while_queued(void **st)
 
 /* ---- sends ---- */
 
-/* send_ref of a len-byte buffer; batched says whether it must wait for the turn's end;
- * put: the buffer is given back right after the call. */
+/* send_ref of a len-byte buffer: batched up to PX_BATCH_SEND_MAX bytes (waits for the turn's
+ * end), sent at once beyond (its scoring then overlaps the upstream's reading); put: the
+ * buffer is given back right after the call. */
 static void send_ref_case(int use_ring, size_t len, int sndbuf, int put)
 {
     struct event_base *base = loop_open(use_ring);
@@ -475,8 +482,10 @@ static void send_ref_case(int use_ring, size_t len, int sndbuf, int put)
     end_open(&e, base, sndbuf);
     settle(base);
     px_sock_send_ref(e.sk, b);
-    if (use_ring)
+    if (use_ring && len <= PX_BATCH_SEND_MAX)
         assert_int_equal(px_sock_pending(e.sk), len);    /* all of it waits for the turn's end */
+    else if (len > PX_BATCH_SEND_MAX)
+        assert_true(px_sock_pending(e.sk) < len);        /* a big one starts at once */
     else if (len <= SMALL_LEN)
         assert_int_equal(px_sock_pending(e.sk), 0);      /* sent at once */
     assert_int_equal(evbuffer_get_length(b), len);
@@ -507,7 +516,7 @@ static void send_ref_waits_for_the_turns_end(void **st)
 }
 
 /* What flush_later_case does around the send. */
-enum { KEEP, TRIM, TRIM_ENSURE, WRITE_EVENT_FIRST, PLAIN_FLUSH_FIRST };
+enum { KEEP, TRIM, TRIM_ENSURE, WRITE_EVENT_FIRST, PLAIN_FLUSH_FIRST, MORE_IN_WRITECB };
 
 /* Queue e->to_send's bytes with px_sock_flush_later (also an ordinary event's callback). */
 static void queue_send_cb(evutil_socket_t fd, short what, void *arg)
@@ -523,12 +532,14 @@ static void queue_send_cb(evutil_socket_t fd, short what, void *arg)
  * px_sock_ensure: cancelled); WRITE_EVENT_FIRST (queued by an earlier callback of the turn,
  * and the socket's own event, with EV_WRITE, comes before batch_run: epoll reports EPOLLOUT
  * with the EPOLLIN of new input); PLAIN_FLUSH_FIRST (a px_sock_flush sends the bytes before
- * batch_run: writecb is still owed, once, as the plain path would owe it on a partial write). */
+ * batch_run: writecb is still owed, once, as the plain path would owe it on a partial write);
+ * MORE_IN_WRITECB (as WRITE_EVENT_FIRST, and that writecb queues SMALL_LEN more bytes while
+ * the socket is still in the send queue: they go out, and writecb runs again for them). */
 static void flush_later_case(int use_ring, int how)
 {
     struct event_base *base = loop_open(use_ring);
-    unsigned char *want;
-    struct evbuffer *b = pattern(SMALL_LEN, 9, &want);
+    unsigned char *want, *want2, *both = malloc(2 * SMALL_LEN);
+    struct evbuffer *b = pattern(SMALL_LEN, 9, &want), *b2 = pattern(SMALL_LEN, 4, &want2);
     struct event *x = NULL;
     int writes;
     end e;
@@ -536,7 +547,12 @@ static void flush_later_case(int use_ring, int how)
     end_open(&e, base, 0);
     settle(base);
     e.to_send = b;
-    if (how == WRITE_EVENT_FIRST) {
+    assert_non_null(both);
+    memcpy(both, want, SMALL_LEN);
+    memcpy(both + SMALL_LEN, want2, SMALL_LEN);
+    if (how == MORE_IN_WRITECB)
+        e.more = b2;
+    if (how == WRITE_EVENT_FIRST || how == MORE_IN_WRITECB) {
         x = event_new(base, -1, 0, queue_send_cb, &e);
         assert_non_null(x);
         assert_int_equal(write(e.peer, "r", 1), 1);  /* e's event comes in this turn's epoll */
@@ -555,7 +571,8 @@ static void flush_later_case(int use_ring, int how)
             assert_int_equal(px_sock_ensure(e.sk), 0);
         assert_int_equal(e.writes, 0);
     }
-    receive_all(base, &e, want, SMALL_LEN);
+    receive_all(base, &e, how == MORE_IN_WRITECB ? both : want,
+                how == MORE_IN_WRITECB ? 2 * SMALL_LEN : SMALL_LEN);
     settle(base);
     writes = e.writes;                          /* checked last: a failure leaks nothing */
     if (how == TRIM) {
@@ -572,8 +589,12 @@ static void flush_later_case(int use_ring, int how)
     end_close(&e);
     loop_close(base);
     evbuffer_free(b);
+    evbuffer_free(b2);
     free(want);
-    assert_int_equal(writes, use_ring);         /* once the batched send is out; plain: none */
+    free(want2);
+    free(both);
+    /* once the batched send is out (twice with more bytes queued in it); plain: none */
+    assert_int_equal(writes, how == MORE_IN_WRITECB ? 2 : use_ring);
 }
 
 static void flush_later_waits_for_the_turns_end(void **st)
@@ -589,6 +610,7 @@ static void writecb_once_when_others_send_first(void **st)
     (void)st;
     flush_later_case(1, WRITE_EVENT_FIRST);
     flush_later_case(1, PLAIN_FLUSH_FIRST);
+    flush_later_case(1, MORE_IN_WRITECB);
 }
 
 /* ---- batching off ---- */
