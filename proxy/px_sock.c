@@ -461,7 +461,7 @@ static int read_wanted(const px_sock *s)
  * When the ring fails, it is given up and the caller's plain path does what is left. */
 static void batch_submit(px_sock **sq, int ns, int *sres, px_sock **q, int n, int *res)
 {
-    int want = 0, seen = 0, sent, i;
+    int want = 0, seen = 0, sent, i, one_send = -1, one_recv = -1;
 
     for (i = 0; i < ns; i++) {
         px_sock *s = sq[i];
@@ -476,27 +476,42 @@ static void batch_submit(px_sock **sq, int ns, int *sres, px_sock **q, int n, in
         memset(&batch.msg[i], 0, sizeof batch.msg[i]);
         batch.msg[i].msg_iov = (struct iovec *)batch.iov[i];   /* laid out alike (see top) */
         batch.msg[i].msg_iovlen = (size_t)pieces;
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&batch.ring);
-        if (!sqe)
-            break;                              /* cannot happen: the ring holds two batches */
-        io_uring_prep_sendmsg(sqe, s->fd, &batch.msg[i], MSG_DONTWAIT | MSG_NOSIGNAL);
-        io_uring_sqe_set_data64(sqe, BATCH_SEND_TAG | (uint64_t)i);
+        one_send = i;
         want++;
     }
     for (i = 0; i < n; i++) {
-        px_sock *s = q[i];
         res[i] = BATCH_SKIPPED;
-        if (!read_wanted(s))
-            continue;
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&batch.ring);
-        if (!sqe)
-            break;
-        io_uring_prep_recv(sqe, s->fd, batch.space[i], PX_READ_SMALL, MSG_DONTWAIT);
-        io_uring_sqe_set_data64(sqe, (uint64_t)i);
-        want++;
+        if (read_wanted(q[i])) {
+            one_recv = i;
+            want++;
+        }
     }
     if (want == 0)
         return;
+    if (want == 1) {
+        /* why: one operation gains nothing from the ring and costs a little more through it
+         * (a lone stream's every hop comes this way) */
+        ssize_t r = one_send >= 0
+            ? sendmsg(sq[one_send]->fd, &batch.msg[one_send], MSG_DONTWAIT | MSG_NOSIGNAL)
+            : recv(q[one_recv]->fd, batch.space[one_recv], PX_READ_SMALL, MSG_DONTWAIT);
+        *(one_send >= 0 ? &sres[one_send] : &res[one_recv]) = r >= 0 ? (int)r : -errno;
+        return;
+    }
+    for (i = 0; i < ns; i++) {
+        struct io_uring_sqe *sqe;
+        if (sq[i]->dead || sq[i]->fd < 0 || sq[i]->failed || !sq[i]->writable || !sq[i]->out ||
+            evbuffer_get_length(sq[i]->out) == 0 || !(sqe = io_uring_get_sqe(&batch.ring)))
+            continue;                           /* no sqe cannot happen: the ring holds two batches */
+        io_uring_prep_sendmsg(sqe, sq[i]->fd, &batch.msg[i], MSG_DONTWAIT | MSG_NOSIGNAL);
+        io_uring_sqe_set_data64(sqe, BATCH_SEND_TAG | (uint64_t)i);
+    }
+    for (i = 0; i < n; i++) {
+        struct io_uring_sqe *sqe;
+        if (!read_wanted(q[i]) || !(sqe = io_uring_get_sqe(&batch.ring)))
+            continue;
+        io_uring_prep_recv(sqe, q[i]->fd, batch.space[i], PX_READ_SMALL, MSG_DONTWAIT);
+        io_uring_sqe_set_data64(sqe, (uint64_t)i);
+    }
     sent = io_uring_submit(&batch.ring);
     if (sent < 0)
         sent = 0;

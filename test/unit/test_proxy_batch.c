@@ -4,7 +4,8 @@
  * PX_BATCH_MAX, a read that fills its slot (big reads), EOF, and sockets freed while queued
  * (by another socket's callback, outside callbacks, by px_sock_batch_free); px_sock_send_ref
  * and px_sock_flush_later queued for the turn's end (pending until then, writecb once, a trim
- * asked meanwhile done after the send, cancelled by px_sock_ensure); and, with batching off,
+ * asked meanwhile done after the send, cancelled by px_sock_ensure), several sockets' sends in
+ * one submit; and, with batching off,
  * the plain path.  Over socketpairs and a real event loop; every loop is bounded in turns.
  * "One batch" is seen through px_now: batch_run opens one px_now scope for all its
  * deliveries, while each plain read runs in a scope of its own and the read callback here
@@ -506,6 +507,37 @@ static void send_ref_case(int use_ring, size_t len, int sndbuf, int put)
     free(want);
 }
 
+/* Sends of several sockets in one turn go through the ring together (one operation alone
+ * takes a plain sendmsg): each peer gets its own bytes. */
+static void sends_of_one_turn_go_together(void **st)
+{
+    struct event_base *base = loop_open(1);
+    unsigned char *want[SOCKS_FEW];
+    struct evbuffer *b[SOCKS_FEW];
+    end e[SOCKS_FEW];
+    int i;
+
+    (void)st;
+    for (i = 0; i < SOCKS_FEW; i++) {
+        end_open(&e[i], base, 0);
+        b[i] = pattern(SMALL_LEN + (size_t)i, (size_t)i * 13, &want[i]);
+    }
+    settle(base);
+    for (i = 0; i < SOCKS_FEW; i++) {
+        px_sock_send_ref(e[i].sk, b[i]);
+        assert_int_equal(px_sock_pending(e[i].sk), SMALL_LEN + (size_t)i);
+    }
+    event_base_loop(base, ONE_TURN);            /* the batch: all of them in one submit */
+    for (i = 0; i < SOCKS_FEW; i++) {
+        assert_int_equal(px_sock_pending(e[i].sk), 0);
+        receive_all(base, &e[i], want[i], SMALL_LEN + (size_t)i);
+        end_close(&e[i]);
+        evbuffer_free(b[i]);
+        free(want[i]);
+    }
+    loop_close(base);
+}
+
 static void send_ref_waits_for_the_turns_end(void **st)
 {
     (void)st;
@@ -636,6 +668,7 @@ int main(void)
         cmocka_unit_test(freed_by_a_callback_of_the_same_batch),
         cmocka_unit_test(freed_while_queued),
         cmocka_unit_test(send_ref_waits_for_the_turns_end),
+        cmocka_unit_test(sends_of_one_turn_go_together),
         cmocka_unit_test(flush_later_waits_for_the_turns_end),
         cmocka_unit_test(writecb_once_when_others_send_first),
         cmocka_unit_test(batching_off_is_the_plain_path),
