@@ -98,6 +98,7 @@ struct px_sock {
     unsigned send_queued : 1;   /* its output waits for the end-of-turn send batch (same) */
     unsigned trim_after_send : 1; /* px_sock_trim asked while a batched send was queued */
     unsigned wcb_owed : 1;      /* a batched send was queued and writecb has not run since */
+    unsigned undelivered : 1;   /* a batch read bytes after reading was turned off: readcb owed */
 };
 
 px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd);

@@ -228,7 +228,7 @@ void px_sock_send_ref(px_sock *s, struct evbuffer *b)
 void px_sock_read(px_sock *s, int on)
 {
     s->reading = on != 0;
-    if (on && s->readable && s->fd >= 0)
+    if (on && (s->readable || s->undelivered) && s->fd >= 0)
         event_active(s->ev, EV_READ, 1);
 }
 
@@ -341,6 +341,12 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg)
                 goto out;
         }
     }
+    if (s->undelivered && s->reading && s->readcb) {   /* held back by a batch (see there) */
+        s->undelivered = 0;
+        s->readcb(s, s->arg);
+        if (s->dead)
+            goto out;
+    }
     if (what & EV_CLOSED)
         s->rdhup = 1;
     if (what & (EV_READ | EV_CLOSED))
@@ -385,6 +391,7 @@ static struct {
     struct event *ev;                   /* runs batch_run once the turn's callbacks are done */
     struct io_uring ring;               /* the submissions */
     int have_ring;                      /* ring set up and working */
+    int ring_open;                      /* ring set up (to be closed at exit, working or not) */
     int armed;                          /* ev is active */
     int running;                        /* inside batch_run (its last step takes new sends) */
     int n;                              /* sockets queued to read */
@@ -563,7 +570,14 @@ static void batch_sent(px_sock *s, int r)
         write_failed(s);
     }
     px_sock_flush(s);                           /* the rest, if any: the plain path */
-    if (s->failed || px_sock_pending(s) > s->wlow)
+}
+
+/* Then, once every socket of the submit has had its output drained (why: a callback may
+ * write to another of them, whose sent bytes must be gone from its output first), call
+ * back: writecb when the output is at or below wlow, and a trim asked meanwhile. */
+static void batch_sent_cb(px_sock *s)
+{
+    if (s->dead || s->failed || px_sock_pending(s) > s->wlow)
         return;                                 /* the error, or writability, calls back */
     /* why owed: a write event may have sent the bytes first, and sock_cb called back then */
     if (s->writecb && s->wcb_owed) {
@@ -574,6 +588,18 @@ static void batch_sent(px_sock *s, int r)
         s->trim_after_send = 0;
         px_sock_trim(s);
     }
+}
+
+/* The sends of one submit: drain them all, then call back, then let go of them. */
+static void batch_sends_done(px_sock **sq, int ns, const int *sres)
+{
+    int i;
+    for (i = 0; i < ns; i++)
+        batch_sent(sq[i], sres[i]);
+    for (i = 0; i < ns; i++)
+        batch_sent_cb(sq[i]);
+    for (i = 0; i < ns; i++)
+        batch_release(sq[i]);
 }
 
 /* Hand s the r bytes (or -errno) its batched read got, then call back as sock_cb would. */
@@ -597,6 +623,13 @@ static void batch_deliver(px_sock *s, const char *p, int r)
         } else {
             s->readable = 0;                    /* drained (see sock_read) */
         }
+        if (!s->reading) {
+            /* an earlier callback of this batch turned reading off after the recv: no read
+             * callback until it is turned on again (px_sock_read, then sock_cb) */
+            s->undelivered = 1;
+            return;
+        }
+        s->undelivered = 0;
         if (s->readcb)
             s->readcb(s, s->arg);
         return;
@@ -646,10 +679,7 @@ static void batch_run(evutil_socket_t fd, short what, void *arg)
     ns = take_sends(sq);
     px_now_scope(1);
     batch_submit(sq, ns, sres, q, n, res);
-    for (i = 0; i < ns; i++) {
-        batch_sent(sq[i], sres[i]);
-        batch_release(sq[i]);
-    }
+    batch_sends_done(sq, ns, sres);
     for (i = 0; i < n; i++) {
         batch_deliver(q[i], batch.space[i], res[i]);
         batch_release(q[i]);
@@ -658,10 +688,7 @@ static void batch_run(evutil_socket_t fd, short what, void *arg)
     ns = take_sends(sq);
     if (ns > 0) {
         batch_submit(sq, ns, sres, NULL, 0, NULL);
-        for (i = 0; i < ns; i++) {
-            batch_sent(sq[i], sres[i]);
-            batch_release(sq[i]);
-        }
+        batch_sends_done(sq, ns, sres);
     }
     px_now_scope(0);
 }
@@ -673,7 +700,7 @@ int px_sock_batch_init(struct event_base *base, int use_ring)
     int rc;
 
     batch.n = batch.ns = batch.armed = batch.running = 0;
-    batch.have_ring = 0;
+    batch.have_ring = batch.ring_open = 0;
     batch.ev = event_new(base, -1, 0, batch_run, NULL);
     if (!batch.ev)
         return -1;
@@ -703,7 +730,7 @@ int px_sock_batch_init(struct event_base *base, int use_ring)
                "no recv/sendmsg operations in this kernel's io_uring");
         return 0;
     }
-    batch.have_ring = 1;
+    batch.have_ring = batch.ring_open = 1;
     return 1;
 }
 
@@ -725,9 +752,9 @@ void px_sock_batch_free(void)
         event_free(batch.ev);
         batch.ev = NULL;
     }
-    if (batch.have_ring)
+    if (batch.ring_open)
         io_uring_queue_exit(&batch.ring);
-    batch.have_ring = batch.armed = 0;
+    batch.have_ring = batch.ring_open = batch.armed = 0;
 }
 
 /* Connect to sa (non-blocking); the outcome arrives as PX_SOCK_CONNECTED or PX_SOCK_ERROR.

@@ -55,6 +55,9 @@ typedef struct end {
     size_t first_len, max_len;  /* bytes new at the first readcb, and at the largest */
     double when;                /* px_now inside the last readcb */
     struct end *victim;         /* freed by this one's readcb when set (and not yet freed) */
+    struct end *hush;           /* this one's readcb turns that one's reading off when set */
+    struct end *poke;           /* this one's writecb writes poke_bytes to that one, flushed */
+    const char *poke_bytes;     /* (plain px_sock_flush, at once) */
     struct evbuffer *to_send;   /* what queue_send_cb queues */
     struct evbuffer *more;      /* on_write queues these bytes once (flush_later) when set */
     int freed;                  /* sk already freed by the test */
@@ -82,6 +85,8 @@ static void on_read(px_sock *sk, void *arg)
     if (n > e->max_len)
         e->max_len = n;
     assert_int_equal(evbuffer_add_buffer(e->got, sk->in), 0);
+    if (e->hush && e->hush->reads == 0)
+        px_sock_read(e->hush->sk, 0);
     if (e->victim && !e->victim->freed) {
         assert_true(e->victim->sk->in_cb > 0);  /* still held by the batch: free deferred */
         px_sock_free(e->victim->sk);
@@ -93,6 +98,12 @@ static void on_write(px_sock *sk, void *arg)
 {
     end *e = arg;
     e->writes++;
+    if (e->poke) {                              /* write to another socket of the same submit */
+        end *t = e->poke;
+        e->poke = t->poke = NULL;               /* once, by whichever writecb runs first */
+        assert_int_equal(evbuffer_add(t->sk->out, e->poke_bytes, strlen(e->poke_bytes)), 0);
+        px_sock_flush(t->sk);
+    }
     if (e->more) {                              /* as conn_writecb may: answer the next one */
         assert_int_equal(evbuffer_add_buffer(sk->out, e->more), 0);
         px_sock_flush_later(sk);
@@ -415,6 +426,78 @@ static void freed_by_a_callback_of_the_same_batch(void **st)
     loop_close(base);
 }
 
+/* A batch read whose socket had its reading turned off by an earlier callback of the same
+ * batch: no read callback then (as the plain path, which would not have read); the bytes are
+ * handed over once reading is on again. */
+static void reading_off_in_the_batch_holds_the_callback(void **st)
+{
+    struct event_base *base = loop_open(1);
+    char m[2][MSG_MAX];
+    size_t len[2];
+    end a, b;
+
+    (void)st;
+    end_open(&a, base, 0);
+    end_open(&b, base, 0);
+    settle(base);
+    a.hush = &b;                                /* whichever is delivered first hushes the other */
+    b.hush = &a;
+    len[0] = send_msg(&a, m[0], 3);
+    len[1] = send_msg(&b, m[1], 4);
+    TURN_UNTIL(base, a.reads + b.reads > 0);
+    settle(base);
+    assert_int_equal(a.reads + b.reads, 1);     /* the hushed one was not called back */
+    end *quiet = a.reads ? &b : &a;
+    px_sock_read(quiet->sk, 1);
+    TURN_UNTIL(base, quiet->reads == 1);
+    check_got(&a, m[0], len[0]);
+    check_got(&b, m[1], len[1]);
+    end_close(&a);
+    end_close(&b);
+    loop_close(base);
+}
+
+/* Two sockets' sends in one submit, and the first one's writecb writes to the second and
+ * flushes it the plain way: the second's batched bytes were already drained from its output,
+ * so nothing goes out twice. */
+static void writecb_writing_to_another_socket_of_the_submit(void **st)
+{
+    struct event_base *base = loop_open(1);
+    static const char first[] = "first", second[] = "second", third[] = "third";
+    end a, b;
+
+    (void)st;
+    end_open(&a, base, 0);
+    end_open(&b, base, 0);
+    settle(base);
+    a.poke = &b;                                /* whichever writecb runs first writes to the */
+    a.poke_bytes = third;                       /* other (a to b, b to a) */
+    b.poke = &a;
+    b.poke_bytes = third;
+    assert_int_equal(evbuffer_add(a.sk->out, first, strlen(first)), 0);
+    assert_int_equal(evbuffer_add(b.sk->out, second, strlen(second)), 0);
+    px_sock_flush_later(a.sk);
+    px_sock_flush_later(b.sk);
+    TURN_UNTIL(base, px_sock_pending(a.sk) == 0 && px_sock_pending(b.sk) == 0);
+    settle(base);
+    char got[64];
+    ssize_t na = read(a.peer, got, sizeof got), nb;
+    assert_true(na > 0);
+    int a_poked = na == (ssize_t)(strlen(first) + strlen(third));
+    assert_true(na == (ssize_t)strlen(first) || a_poked);
+    assert_memory_equal(got, first, strlen(first));
+    if (a_poked)
+        assert_memory_equal(got + strlen(first), third, strlen(third));
+    nb = read(b.peer, got, sizeof got);
+    assert_int_equal(nb, (ssize_t)(strlen(second) + (a_poked ? 0 : strlen(third))));
+    assert_memory_equal(got, second, strlen(second));
+    if (!a_poked)
+        assert_memory_equal(got + strlen(second), third, strlen(third));
+    end_close(&a);
+    end_close(&b);
+    loop_close(base);
+}
+
 static void break_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -667,6 +750,8 @@ int main(void)
         cmocka_unit_test(eof_is_reported_once),
         cmocka_unit_test(freed_by_a_callback_of_the_same_batch),
         cmocka_unit_test(freed_while_queued),
+        cmocka_unit_test(reading_off_in_the_batch_holds_the_callback),
+        cmocka_unit_test(writecb_writing_to_another_socket_of_the_submit),
         cmocka_unit_test(send_ref_waits_for_the_turns_end),
         cmocka_unit_test(sends_of_one_turn_go_together),
         cmocka_unit_test(flush_later_waits_for_the_turns_end),
