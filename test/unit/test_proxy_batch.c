@@ -426,6 +426,22 @@ static void freed_by_a_callback_of_the_same_batch(void **st)
     loop_close(base);
 }
 
+/* Two fresh ends whose first events are consumed, each tied to the other — by hush, or by
+ * poke when poke (whichever of the two acts first acts on the other). */
+static void two_linked_ends(struct event_base *base, end *a, end *b, int poke)
+{
+    end_open(a, base, 0);
+    end_open(b, base, 0);
+    settle(base);
+    if (poke) {
+        a->poke = b;
+        b->poke = a;
+    } else {
+        a->hush = b;
+        b->hush = a;
+    }
+}
+
 /* A batch read whose socket had its reading turned off by an earlier callback of the same
  * batch: no read callback then (as the plain path, which would not have read); the bytes are
  * handed over once reading is on again. */
@@ -437,11 +453,7 @@ static void reading_off_in_the_batch_holds_the_callback(void **st)
     end a, b;
 
     (void)st;
-    end_open(&a, base, 0);
-    end_open(&b, base, 0);
-    settle(base);
-    a.hush = &b;                                /* whichever is delivered first hushes the other */
-    b.hush = &a;
+    two_linked_ends(base, &a, &b, 0);
     len[0] = send_msg(&a, m[0], 3);
     len[1] = send_msg(&b, m[1], 4);
     TURN_UNTIL(base, a.reads + b.reads > 0);
@@ -467,13 +479,8 @@ static void writecb_writing_to_another_socket_of_the_submit(void **st)
     end a, b;
 
     (void)st;
-    end_open(&a, base, 0);
-    end_open(&b, base, 0);
-    settle(base);
-    a.poke = &b;                                /* whichever writecb runs first writes to the */
-    a.poke_bytes = third;                       /* other (a to b, b to a) */
-    b.poke = &a;
-    b.poke_bytes = third;
+    two_linked_ends(base, &a, &b, 1);
+    a.poke_bytes = b.poke_bytes = third;
     assert_int_equal(evbuffer_add(a.sk->out, first, strlen(first)), 0);
     assert_int_equal(evbuffer_add(b.sk->out, second, strlen(second)), 0);
     px_sock_flush_later(a.sk);
