@@ -377,8 +377,8 @@ out:
  *
  * Why: on a virtual machine where a system call costs a microsecond (this project's 2-core
  * bench VM: 1.0 us for getppid), the recv() and send() of each small message are a sizeable
- * part of a request's CPU.  So small reads and the upstream request's send are not done where
- * they are asked for: the socket joins a batch, and after the loop turn's other callbacks one
+ * part of a request's CPU.  So small reads, the upstream request's send and the relayed
+ * answer's are not done where they are asked for: the socket joins a batch, and after the loop turn's other callbacks one
  * io_uring_enter does all of them.  Each operation is marked MSG_DONTWAIT, which io_uring
  * completes within that same call (bytes or -EAGAIN, never a wait), so the kernel touches the
  * batch's buffers only inside it.  Reads land in the batch's own space, not in reserved
@@ -463,6 +463,13 @@ static int read_wanted(const px_sock *s)
     return !s->dead && s->fd >= 0 && s->reading && !s->failed && !s->eof;
 }
 
+/* Whether queued s still has something to send now. */
+static int send_wanted(const px_sock *s)
+{
+    return !s->dead && s->fd >= 0 && !s->failed && s->writable && s->out &&
+           evbuffer_get_length(s->out) > 0;
+}
+
 /* Submit the sends sq[0..ns) and reads q[0..n), and wait until every one submitted has
  * completed (at once: MSG_DONTWAIT); results in sres[] and res[] (BATCH_SKIPPED: not done).
  * When the ring fails, it is given up and the caller's plain path does what is left. */
@@ -474,8 +481,7 @@ static void batch_submit(px_sock **sq, int ns, int *sres, px_sock **q, int n, in
         px_sock *s = sq[i];
         int pieces;
         sres[i] = BATCH_SKIPPED;
-        if (s->dead || s->fd < 0 || s->failed || !s->writable || !s->out ||
-            evbuffer_get_length(s->out) == 0)
+        if (!send_wanted(s))
             continue;
         pieces = evbuffer_peek(s->out, -1, NULL, batch.iov[i], PX_SEND_IOV);
         if (pieces > PX_SEND_IOV)
@@ -506,8 +512,7 @@ static void batch_submit(px_sock **sq, int ns, int *sres, px_sock **q, int n, in
     }
     for (i = 0; i < ns; i++) {
         struct io_uring_sqe *sqe;
-        if (sq[i]->dead || sq[i]->fd < 0 || sq[i]->failed || !sq[i]->writable || !sq[i]->out ||
-            evbuffer_get_length(sq[i]->out) == 0 || !(sqe = io_uring_get_sqe(&batch.ring)))
+        if (!send_wanted(sq[i]) || !(sqe = io_uring_get_sqe(&batch.ring)))
             continue;                           /* no sqe cannot happen: the ring holds two batches */
         io_uring_prep_sendmsg(sqe, sq[i]->fd, &batch.msg[i], MSG_DONTWAIT | MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, BATCH_SEND_TAG | (uint64_t)i);
