@@ -63,10 +63,16 @@ static int key_field(const char *key, size_t len, uint32_t depth)
     return FLD_NONE;
 }
 
+/* A count as stored: clamped to LONG_MAX. */
+static long as_count(uint64_t v)
+{
+    return v > (uint64_t)LONG_MAX ? LONG_MAX : (long)v;
+}
+
 /* Store the integer just read into its field. */
 static void commit_number(mx_usage *u)
 {
-    long v = u->num > (uint64_t)LONG_MAX ? LONG_MAX : (long)u->num;
+    long v = as_count(u->num);
     if (u->num_bad)
         return;
     switch (u->field) {
@@ -470,11 +476,6 @@ static int plain_integer(const char *a, const char *b, uint64_t *v)
     }
     *v = n;
     return 0;
-}
-
-static long as_count(uint64_t v)
-{
-    return v > (uint64_t)LONG_MAX ? LONG_MAX : (long)v;
 }
 
 /* Walk the members of the object whose closing brace is at q, last first, at depth (1: the

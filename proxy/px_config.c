@@ -46,7 +46,7 @@ static const px_opt opts[] = {
     {"--max-header-bytes", "LITEBRAIN_MAX_HEADER_BYTES", "65536", OPT_SIZE, "request head larger: 431"},
     {"--log-level", "LITEBRAIN_LOG_LEVEL", "info", OPT_LEVEL, "debug | info | warn | error"},
     {"--io-uring", "LITEBRAIN_IO_URING", "auto", OPT_AUTO_OFF,
-     "auto | off: batch small reads through io_uring when the kernel allows"},
+     "auto | off: batch small reads and sends through io_uring when the kernel allows"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 

@@ -702,7 +702,8 @@ static void batch_run(evutil_socket_t fd, short what, void *arg)
  * when batched, 0 when every read and send is a plain system call, -1 out of memory. */
 int px_sock_batch_init(struct event_base *base, int use_ring)
 {
-    int rc;
+    const char *why;
+    int rc, ops;
 
     batch.n = batch.ns = batch.armed = batch.running = 0;
     batch.have_ring = batch.ring_open = 0;
@@ -719,24 +720,25 @@ int px_sock_batch_init(struct event_base *base, int use_ring)
     if (rc < 0) {
         /* e.g. EPERM: Docker 25+ and containerd 2.0+ refuse io_uring in their default seccomp
          * profiles */
-        px_log(PX_LOG_INFO, "io_uring unavailable: plain system calls", "\"error\":\"%s\"",
-               strerror(-rc));
-        return 0;
+        why = strerror(-rc);
+        goto unavailable;
     }
     /* why probe: kernels 5.1-5.5 have io_uring but not IORING_OP_RECV, and answer -EINVAL */
     struct io_uring_probe *probe = io_uring_get_probe_ring(&batch.ring);
-    int ops = probe && io_uring_opcode_supported(probe, IORING_OP_RECV) &&
-              io_uring_opcode_supported(probe, IORING_OP_SENDMSG);
+    ops = probe && io_uring_opcode_supported(probe, IORING_OP_RECV) &&
+          io_uring_opcode_supported(probe, IORING_OP_SENDMSG);
     if (probe)
         io_uring_free_probe(probe);
     if (!ops) {
         io_uring_queue_exit(&batch.ring);
-        px_log(PX_LOG_INFO, "io_uring unavailable: plain system calls", "\"error\":\"%s\"",
-               "no recv/sendmsg operations in this kernel's io_uring");
-        return 0;
+        why = "no recv/sendmsg operations in this kernel's io_uring";
+        goto unavailable;
     }
     batch.have_ring = batch.ring_open = 1;
     return 1;
+unavailable:
+    px_log(PX_LOG_INFO, "io_uring unavailable: plain system calls", "\"error\":\"%s\"", why);
+    return 0;
 }
 
 /* Undo px_sock_batch_init, releasing sockets still queued (at exit, after px_close_all). */
