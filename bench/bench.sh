@@ -63,8 +63,12 @@ start_nginx
 # why a capped case: unconstrained, the 2 cores are shared by wrk, the sim and the kernel's
 # loopback work, and the box, not the proxy, sets the rate; a server held to a CPU quota (as
 # a sidecar with a CPU limit is) is the bottleneck itself, so its rate is its CPU cost
-if cap_init && cap_join litebrain $LBPID && cap_join nginx $NGPID $NGWORKER; then
-    cap_set litebrain off && cap_set nginx off || die "cannot set a CPU quota under $CAP_ROOT"
+# why the sim gets a group too (never capped): in a pod, Ollama and the sidecar are two
+# containers, each its own cgroup; with the servers in groups and the sim left in the root,
+# the scheduler treats the pair unlike any pod (measured: litebrain / nginx 1.17 that way,
+# 1.27 with all three in groups, 1.28 with none, sim beside the server)
+if cap_init && cap_join litebrain $LBPID && cap_join nginx $NGPID $NGWORKER && cap_join sim $SIMPID; then
+    cap_set litebrain off && cap_set nginx off && cap_set sim off || die "cannot set a CPU quota under $CAP_ROOT"
 else
     [ -n "$CAP_WHY" ] || CAP_WHY="cannot move the servers into cgroups under $CAP_ROOT"
     CAP_ROOT=
@@ -189,11 +193,11 @@ for round in $(seq 1 "$ROUNDS"); do
         cap_set $t off || die "cannot lift $t's CPU cap"
         round_cap[$t]=$rps
     done
-    # the sidecar layout: the sim pinned to the server's core, as a sidecar shares its pod's
-    # CPUs with Ollama while the client is elsewhere; then the clients' core is not what
-    # saturates (unpinned, the scheduler runs the sim beside wrk, and that core sets the rate)
+    # the sidecar layout (the req/s target's row): the sim pinned to the server's core, as a
+    # sidecar shares its pod's CPUs with Ollama while the client is elsewhere; then the
+    # clients' core is not what saturates (unpinned, the scheduler runs the sim beside wrk,
+    # and that core sets the rate); direct is the sim alone on that core
     for t in $order; do
-        [ $t != direct ] || continue
         taskset -pc $SERVER_CPU $SIMPID >/dev/null || die "cannot pin the sim"
         run_small sidecar $t
         taskset -pc "$SIM_CPUS" $SIMPID >/dev/null || die "cannot unpin the sim"
@@ -265,14 +269,20 @@ med() {  # case target metric: median of the rounds
 }
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 
-sidecar_rows() {  # the sidecar-layout small case's rows
-    local rl rn
-    rl=$(med sidecar litebrain rps) rn=$(med sidecar nginx rps)
-    echo "| small, the sim pinned beside the server on core $SERVER_CPU (sidecar layout: proxy and Ollama share the pod's CPUs, the client is elsewhere) | req/s | — | $rl | $rn | $(ratio $rl $rn) | ≥ 1.20 | $(verdict $(awk -v a=$rl -v b=$rn 'BEGIN{print (a >= 1.2 * b)}')) |"
+sidecar_rows() {  # the sidecar-layout small case's rows (the req/s target's layout)
+    local m rd rl rn
+    for t in $TARGETS; do
+        for m in rps p50 p99 cpu_us user_us sys_us box_us core_srv core_cli; do eval "local D_${m}_$t=$(med sidecar $t $m)"; done
+    done
+    rd=$D_rps_direct rl=$D_rps_litebrain rn=$D_rps_nginx
+    echo "| small /api/generate, wrk -c$SMALL_CONNS, sidecar layout: the sim pinned beside the server on core $SERVER_CPU, wrk on core $CLIENT_CPU (proxy and Ollama share the pod's CPUs, the client is elsewhere) | req/s | $rd | $rl | $rn | $(ratio $rl $rn) | ≥ 1.20 | $(verdict $(awk -v a=$rl -v b=$rn 'BEGIN{print (a >= 1.2 * b)}')) |"
     echo "| | req/s, litebrain / nginx of each round (median of the $ROUNDS pairs) | | | | $(med sidecar pair rps_ratio) | | |"
-    echo "| | p50 ms | — | $(med sidecar litebrain p50) | $(med sidecar nginx p50) | | | |"
-    echo "| | server CPU µs per request (user + sys) | — | $(med sidecar litebrain cpu_us) | $(med sidecar nginx cpu_us) | $(ratio $(med sidecar litebrain cpu_us) $(med sidecar nginx cpu_us)) | | |"
-    echo "| | busy % of the server's core / the clients' core | — | $(med sidecar litebrain core_srv) / $(med sidecar litebrain core_cli) | $(med sidecar nginx core_srv) / $(med sidecar nginx core_cli) | | | |"
+    echo "| | p50 ms | $D_p50_direct | $D_p50_litebrain | $D_p50_nginx | $(ratio $D_p50_litebrain $D_p50_nginx) | | |"
+    echo "| | p99 ms | $D_p99_direct | $D_p99_litebrain | $D_p99_nginx | $(ratio $D_p99_litebrain $D_p99_nginx) | | |"
+    echo "| | server CPU µs per request (user + sys) | — | $D_cpu_us_litebrain | $D_cpu_us_nginx | $(ratio $D_cpu_us_litebrain $D_cpu_us_nginx) | | |"
+    echo "| | … of which user / sys µs | — | $D_user_us_litebrain / $D_sys_us_litebrain | $D_user_us_nginx / $D_sys_us_nginx | | | |"
+    echo "| | box CPU µs per request (every process + kernel, both cores) | $D_box_us_direct | $D_box_us_litebrain | $D_box_us_nginx | $(ratio $D_box_us_litebrain $D_box_us_nginx) | | |"
+    echo "| | busy % of the server's core / the clients' core | $D_core_srv_direct / $D_core_cli_direct | $D_core_srv_litebrain / $D_core_cli_litebrain | $D_core_srv_nginx / $D_core_cli_nginx | | | |"
 }
 capped_rows() {  # the capped small case's rows, or one saying why it did not run
     if [ -z "$CAP_ROOT" ]; then
@@ -314,11 +324,12 @@ cat <<EOF
 
 ## litebrain-proxy vs nginx vs direct — $(date -u +%Y-%m-%d), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), medians of $ROUNDS interleaved rounds
 
-Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1 worker) on core $SERVER_CPU, clients (wrk, lbload) on core $CLIENT_CPU, ollama-sim unpinned (pinned to core $SERVER_CPU for the sidecar-layout case only).  Load average at start: $LOAD_START (the 2 cores are shared with other work).
+Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1 worker) on core $SERVER_CPU, clients (wrk, lbload) on core $CLIENT_CPU, ollama-sim pinned beside the servers on core $SERVER_CPU for the sidecar-layout case (the req/s target's row), unpinned for the others$([ -n "$CAP_ROOT" ] && echo "; each of the sim, litebrain and nginx in a cpu cgroup of its own, as containers are").  Load average at start: $LOAD_START (the 2 cores are shared with other work).
 
 | case | metric | direct | litebrain | nginx | litebrain / nginx | target | verdict |
 |---|---|---:|---:|---:|---:|---|---|
-| small /api/generate, wrk -c$SMALL_CONNS | req/s | $S_rps_direct | $S_rps_litebrain | $S_rps_nginx | $(ratio $S_rps_litebrain $S_rps_nginx) | ≥ 1.20 | $(verdict $(awk -v a=$S_rps_litebrain -v b=$S_rps_nginx 'BEGIN{print (a >= 1.2 * b)}')) |
+$(sidecar_rows)
+| small, the sim unpinned (the scheduler places it, mostly beside wrk on core $CLIENT_CPU, whose core then sets the rate) | req/s | $S_rps_direct | $S_rps_litebrain | $S_rps_nginx | $(ratio $S_rps_litebrain $S_rps_nginx) | ≥ 1.20 | $(verdict $(awk -v a=$S_rps_litebrain -v b=$S_rps_nginx 'BEGIN{print (a >= 1.2 * b)}')) |
 | | req/s, litebrain / nginx of each round (median of the $ROUNDS pairs) | | | | $(med small pair rps_ratio) | | |
 | | p50 ms | $S_p50_direct | $S_p50_litebrain | $S_p50_nginx | $(ratio $S_p50_litebrain $S_p50_nginx) | | |
 | | p99 ms | $S_p99_direct | $S_p99_litebrain | $S_p99_nginx | $(ratio $S_p99_litebrain $S_p99_nginx) | | |
@@ -328,7 +339,6 @@ Absolute numbers are this machine's.  Servers (litebrain-proxy; nginx master + 1
 | | box busy % (both cores) | $S_box_busy_direct | $S_box_busy_litebrain | $S_box_busy_nginx | | | |
 | | busy % of the server's core / the clients' core (the sim runs where the scheduler puts it) | $(med small direct core_srv) / $(med small direct core_cli) | $(med small litebrain core_srv) / $(med small litebrain core_cli) | $(med small nginx core_srv) / $(med small nginx core_cli) | | | |
 | | ceiling: litebrain / nginx req/s if litebrain used no CPU (box CPU-bound) | — | — | — | $(awk -v b=$S_box_us_nginx -v c=$S_cpu_us_nginx 'BEGIN { if (b - c > 0) printf "%.2f", b / (b - c); else print "n/a" }') | | |
-$(sidecar_rows)
 $(capped_rows)
 | stream, $STREAM_CONNS × $STREAM_TOKENS lines @ $((1000 / STREAM_TPS)) ms | TTFB p50 ms | $T_ttfb_direct | $T_ttfb_litebrain | $T_ttfb_nginx | | | |
 | | TTFB added ms | — | $lb_ttfb_add | $ng_ttfb_add | $(ratio $lb_ttfb_add $ng_ttfb_add) | | |
