@@ -23,6 +23,15 @@ static int conn_parse(px_conn *c);
 static void next_request(px_conn *c);
 static void conn_arm(px_conn *c, int kind);
 
+/* Client connections, from chunks (why: see px_slab.c). */
+static px_slab conn_slab = PX_SLAB_INIT(px_conn);
+
+/* Free the connection slab's chunks (at exit, after px_close_all). */
+void px_conn_slab_free(void)
+{
+    px_slab_free(&conn_slab);
+}
+
 /* ---------- requests ---------- */
 
 /* Finished exchanges kept for reuse (why: a px_req is ~1.7 KiB that calloc would zero, and
@@ -985,7 +994,7 @@ static void conn_free(px_conn *c)
     }
     conn_arm(c, PX_T_NONE);
     px_sock_free(c->sk);
-    free(c);
+    px_slab_put(&conn_slab, c);
     px_server_maybe_exit(s);
 }
 
@@ -995,7 +1004,7 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
                       int salen, void *arg)
 {
     px_server *s = arg;
-    px_conn *c = calloc(1, sizeof *c);
+    px_conn *c = px_slab_get(&conn_slab);
     int one = 1;
     (void)l;
     (void)salen;
@@ -1009,7 +1018,7 @@ void px_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr 
     c->tlist = -1;
     if (!c->sk) {
         evutil_closesocket(fd);
-        free(c);
+        px_slab_put(&conn_slab, c);
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

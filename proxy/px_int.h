@@ -4,6 +4,7 @@
 #define PX_INT_H
 
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/buffer.h>
 #include <event2/listener.h>
 #include <event2/dns.h>
@@ -32,6 +33,7 @@
 #define PX_REQ_KEEP 4096                /* a pooled exchange keeps its target, path and body
                                            buffers up to this size each */
 #define PX_TARGET_INITIAL 64            /* first allocation of a request-target or path */
+#define PX_SLAB_CHUNK 64                /* objects per slab chunk, one malloc (px_slab.c) */
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define PX_ASAN 1                       /* clang says so this way */
@@ -40,7 +42,7 @@
 #if defined(__SANITIZE_ADDRESS__) || defined(PX_ASAN)
 #define PX_POOLING 0                    /* ASan: no reuse, so a use after free is still caught */
 #else
-#define PX_POOLING 1                    /* reuse pooled evbuffers and exchanges */
+#define PX_POOLING 1                    /* reuse pooled evbuffers, exchanges and slab objects */
 #endif
 #define PX_UINT_DIGITS 20               /* decimal digits of the largest unsigned long long */
 
@@ -61,6 +63,27 @@ typedef struct px_conn px_conn;
 typedef struct px_up px_up;
 typedef struct px_req px_req;
 
+/* ---- px_slab.c: fixed-size objects from chunks kept for the process's life ---- */
+
+/* One slab per object type; static, set up with PX_SLAB_INIT.  Not thread-safe (one loop). */
+typedef struct px_slab {
+    size_t size;                /* bytes per object (room for the free-list link) */
+    int pooling;                /* 0: plain calloc/free (PX_POOLING; tests may set it) */
+    void *free_list;            /* objects given back, linked through their first bytes */
+    struct px_slab_chunk *chunks; /* every chunk allocated, newest first */
+    size_t nchunks;             /* their count */
+    size_t live;                /* objects handed out and not given back */
+} px_slab;
+
+#define PX_SLAB_ALIGN (sizeof(void *))  /* object sizes are rounded to this (the link) */
+#define PX_SLAB_SIZE(type) \
+    ((sizeof(type) + PX_SLAB_ALIGN - 1) / PX_SLAB_ALIGN * PX_SLAB_ALIGN)
+#define PX_SLAB_INIT(type) { PX_SLAB_SIZE(type), PX_POOLING, NULL, NULL, 0, 0 }
+
+void *px_slab_get(px_slab *sl);
+void px_slab_put(px_slab *sl, void *p);
+void px_slab_free(px_slab *sl);
+
 /* ---- px_sock.c: a socket + evbuffers on one edge-triggered event ---- */
 
 #define PX_SOCK_CONNECTED 1     /* event: non-blocking connect finished */
@@ -73,7 +96,8 @@ typedef void (*px_sock_event_cb)(px_sock *s, short what, void *arg);
 struct px_sock {
     struct event_base *base;    /* loop */
     evutil_socket_t fd;         /* socket, -1 before connect / after close */
-    struct event *ev;           /* EV_READ|EV_WRITE|EV_CLOSED|EV_ET|EV_PERSIST, added once */
+    struct event ev;            /* EV_READ|EV_WRITE|EV_CLOSED|EV_ET|EV_PERSIST, added once;
+                                   embedded (why: one object less per connection) */
     struct evbuffer *in;        /* bytes read, not yet consumed (NULL while trimmed) */
     struct evbuffer *out;       /* bytes to send (NULL while trimmed) */
     px_sock_cb readcb;          /* new input */
@@ -119,6 +143,7 @@ void px_sock_batch_free(void);
 struct evbuffer *px_buf_get(void);
 void px_buf_put(struct evbuffer *b);
 void px_buf_pool_free(void);
+void px_sock_slab_free(void);
 
 /* Header names the proxy acts on (px_hdrs.id), told apart once when a name ends so that
  * lookups and the forwarding filters compare a byte, not strings.  The hop-by-hop ones are
@@ -324,6 +349,7 @@ void px_conn_stalled(px_conn *c, int stalled);
 void px_sweep(px_server *s);
 void px_req_finish(px_req *r, px_end end, int status);
 void px_req_pool_free(void);
+void px_conn_slab_free(void);
 void px_conn_response_done(px_conn *c);
 void px_conn_upstream_failed(px_conn *c, px_end end, int status, const char *msg);
 void px_server_maybe_exit(px_server *s);

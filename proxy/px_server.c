@@ -243,4 +243,6 @@ void px_server_free(px_server *s)
     free(s);
     px_req_pool_free();
     px_buf_pool_free();
+    px_conn_slab_free();
+    px_sock_slab_free();
 }

@@ -69,19 +69,34 @@ void px_buf_pool_free(void)
         evbuffer_free(buf_pool[--buf_pool_n]);
 }
 
-/* A socket object for fd (an accepted connection), or for a later px_sock_connect (fd -1). */
+/* Socket objects, from chunks (why: see px_slab.c). */
+static px_slab sock_slab = PX_SLAB_INIT(px_sock);
+
+/* Free the socket slab's chunks (at exit, after every socket was freed). */
+void px_sock_slab_free(void)
+{
+    px_slab_free(&sock_slab);
+}
+
+/* A socket object for fd (an accepted connection), or for a later px_sock_connect (fd -1);
+ * NULL when out of memory (fd is then still the caller's). */
 px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd)
 {
-    px_sock *s = calloc(1, sizeof *s);
+    px_sock *s = px_slab_get(&sock_slab);
 
     if (!s)
         return NULL;
     s->base = base;
     s->fd = fd;
+    if (event_assign(&s->ev, base, fd,
+                     fd >= 0 ? EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST : 0, sock_cb,
+                     s) < 0) {
+        px_slab_put(&sock_slab, s);             /* nothing else taken yet */
+        return NULL;
+    }
     s->in = px_buf_get();
     s->out = px_buf_get();
-    s->ev = event_new(base, fd, fd >= 0 ? EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST : 0, sock_cb, s);
-    if (!s->in || !s->out || !s->ev) {
+    if (!s->in || !s->out) {
         s->fd = -1;                             /* the caller still owns fd on failure */
         px_sock_free(s);
         return NULL;
@@ -91,7 +106,7 @@ px_sock *px_sock_new(struct event_base *base, evutil_socket_t fd)
     s->writable = fd >= 0;                      /* a fresh connection takes bytes */
     if (fd >= 0) {
         evutil_make_socket_nonblocking(fd);
-        event_add(s->ev, NULL);
+        event_add(&s->ev, NULL);
     }
     return s;
 }
@@ -110,7 +125,7 @@ static void fail_later(px_sock *s, int err)
 {
     s->failed = 1;
     s->err = err;
-    event_active(s->ev, EV_WRITE, 1);
+    event_active(&s->ev, EV_WRITE, 1);
 }
 
 /* Create the buffers an idle connection gave back (px_sock_trim); -1 when out of memory. */
@@ -229,7 +244,7 @@ void px_sock_read(px_sock *s, int on)
 {
     s->reading = on != 0;
     if (on && (s->readable || s->undelivered) && s->fd >= 0)
-        event_active(s->ev, EV_READ, 1);
+        event_active(&s->ev, EV_READ, 1);
 }
 
 /* Read into s->in until the socket is drained or the budget is spent.  Returns bytes read;
@@ -283,7 +298,7 @@ static size_t sock_read(px_sock *s)
         }
         return total;
     }
-    event_active(s->ev, EV_READ, 1);            /* more may be waiting: yield, then go on */
+    event_active(&s->ev, EV_READ, 1);           /* more may be waiting: yield, then go on */
     return total;
 }
 
@@ -612,7 +627,7 @@ static void batch_deliver(px_sock *s, const char *p, int r)
 {
     if (r == BATCH_SKIPPED) {
         if (read_wanted(s) && s->readable)      /* the ring gave out: read the plain way */
-            event_active(s->ev, EV_READ, 1);
+            event_active(&s->ev, EV_READ, 1);
         return;
     }
     if (s->dead)
@@ -624,7 +639,7 @@ static void batch_deliver(px_sock *s, const char *p, int r)
         }
         if (r == PX_READ_SMALL) {               /* filled: more may wait, read it big */
             s->big_reads = 1;
-            event_active(s->ev, EV_READ, 1);
+            event_active(&s->ev, EV_READ, 1);
         } else {
             s->readable = 0;                    /* drained (see sock_read) */
         }
@@ -774,15 +789,15 @@ int px_sock_connect(px_sock *s, const struct sockaddr *sa, int salen)
     if (s->fd < 0)
         return -1;
     setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    event_del(s->ev);
-    event_assign(s->ev, s->base, s->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, sock_cb, s);
+    event_del(&s->ev);
+    event_assign(&s->ev, s->base, s->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, sock_cb, s);
     s->connecting = 1;
     s->readable = 0;
     if (connect(s->fd, sa, (socklen_t)salen) < 0 && errno != EINPROGRESS) {
         fail_later(s, errno);
         return 0;
     }
-    event_add(s->ev, NULL);                     /* writable = connected (or failed) */
+    event_add(&s->ev, NULL);                    /* writable = connected (or failed) */
     return 0;
 }
 
@@ -826,8 +841,7 @@ void px_sock_free(px_sock *s)
         s->dnsreq = NULL;
         evdns_getaddrinfo_cancel(r);
     }
-    if (s->ev)
-        event_del(s->ev);
+    event_del(&s->ev);                          /* also when a deferred free comes back here */
     if (s->fd >= 0) {
         close(s->fd);
         s->fd = -1;
@@ -838,9 +852,8 @@ void px_sock_free(px_sock *s)
         s->eventcb = NULL;
         return;
     }
-    if (s->ev)
-        event_free(s->ev);
+    event_debug_unassign(&s->ev);               /* libevent's debug mode forgets it (else a no-op) */
     px_buf_put(s->in);
     px_buf_put(s->out);
-    free(s);
+    px_slab_put(&sock_slab, s);
 }
