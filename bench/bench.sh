@@ -23,6 +23,7 @@ LONG_STREAMS=1000       # concurrent long streams (memory)
 IDLE_CONNS=5000         # idle keep-alive connections (memory)
 HOLD_BATCH=64           # requests in flight while the held connections are opened
 MEM_WARM_REQS=10000     # requests a fresh server answers before its memory baseline
+MEM_WARM_PER_CONN=1000  # ... on each connection (nginx's keepalive_requests default)
 SERVER_CPU=0 CLIENT_CPU=1
 CAP_PCT=${BENCH_CAP_PCT:-40}    # capped small case: each server held to this % of one core
 
@@ -250,13 +251,16 @@ for what in stream idle; do
     start_proxy
     start_nginx
     PORT[litebrain]=$LBPORT PORT[nginx]=$NGPORT
-    # MEM_WARM_REQS answered requests on one connection each, then the idle baseline; why
-    # that many: a process's one-off pages belong in the baseline, not in the per-connection
-    # figure (litebrain's controller hint ring, 640 KiB, is touched as it cycles, first after
-    # ~4,000 requests); why one connection: the heap grows no further than one exchange's worth
+    # MEM_WARM_REQS answered requests, one at a time, then the idle baseline; why that many:
+    # a process's one-off pages belong in the baseline, not in the per-connection figure
+    # (litebrain's controller hint ring, 640 KiB, is touched as it cycles, first after ~4,000
+    # requests); why one at a time: the heap grows no further than one exchange's worth; why
+    # connections of 1,000: nginx closes a keep-alive connection after its 1,000th request
     for t in litebrain nginx; do
-        taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/small.json" \
-            --requests $MEM_WARM_REQS >/dev/null || die "warm-up of fresh $t failed"
+        for _ in $(seq 1 $((MEM_WARM_REQS / MEM_WARM_PER_CONN))); do
+            taskset -c $CLIENT_CPU "$LOAD" run --port ${PORT[$t]} --body "$tmp/small.json" \
+                --requests $MEM_WARM_PER_CONN >/dev/null || die "warm-up of fresh $t failed"
+        done
     done
     for t in litebrain nginx; do
         if [ $what = stream ]; then
