@@ -409,6 +409,8 @@ static struct {
     int ring_open;                      /* ring set up (to be closed at exit, working or not) */
     int armed;                          /* ev is active */
     int running;                        /* inside batch_run (its last step takes new sends) */
+    int lone;                           /* delivering a batch's only read: its callback's
+                                           sends go out at once (see batch_run) */
     int n;                              /* sockets queued to read */
     px_sock *q[PX_BATCH_MAX];           /* them, each holding an in_cb reference */
     int ns;                             /* sockets queued to send */
@@ -451,8 +453,8 @@ static int batch_take_send(px_sock *s)
         s->wcb_owed = 1;                        /* more bytes: "drained" is owed again */
         return 1;
     }
-    if (!batch.have_ring || batch.ns == PX_BATCH_MAX || s->fd < 0 || !s->writable ||
-        s->connecting || s->failed)
+    if (!batch.have_ring || batch.lone || batch.ns == PX_BATCH_MAX || s->fd < 0 ||
+        !s->writable || s->connecting || s->failed)
         return 0;
     if (!batch.running)
         batch_arm();
@@ -700,10 +702,15 @@ static void batch_run(evutil_socket_t fd, short what, void *arg)
     px_now_scope(1);
     batch_submit(sq, ns, sres, q, n, res);
     batch_sends_done(sq, ns, sres);
+    /* why a lone read's sends go out at once: there is no other callback to batch them with,
+     * and the callback's work after its send (scoring a request, counting an answer's tokens)
+     * stays off that request's latency, as on the plain path */
+    batch.lone = n == 1;
     for (i = 0; i < n; i++) {
         batch_deliver(q[i], batch.space[i], res[i]);
         batch_release(q[i]);
     }
+    batch.lone = 0;
     batch.running = 0;
     ns = take_sends(sq);
     if (ns > 0) {
@@ -720,7 +727,7 @@ int px_sock_batch_init(struct event_base *base, int use_ring)
     const char *why;
     int rc, ops;
 
-    batch.n = batch.ns = batch.armed = batch.running = 0;
+    batch.n = batch.ns = batch.armed = batch.running = batch.lone = 0;
     batch.have_ring = batch.ring_open = 0;
     batch.ev = event_new(base, -1, 0, batch_run, NULL);
     if (!batch.ev)

@@ -5,7 +5,7 @@
  * (by another socket's callback, outside callbacks, by px_sock_batch_free); px_sock_send_ref
  * and px_sock_flush_later queued for the turn's end (pending until then, writecb once, a trim
  * asked meanwhile done after the send, cancelled by px_sock_ensure), several sockets' sends in
- * one submit; and, with batching off,
+ * one submit, a batch's only read sending at once; and, with batching off,
  * the plain path.  Over socketpairs and a real event loop; every loop is bounded in turns.
  * "One batch" is seen through px_now: batch_run opens one px_now scope for all its
  * deliveries, while each plain read runs in a scope of its own and the read callback here
@@ -60,6 +60,9 @@ typedef struct end {
     const char *poke_bytes;     /* (plain px_sock_flush, at once) */
     struct evbuffer *to_send;   /* what queue_send_cb queues */
     struct evbuffer *more;      /* on_write queues these bytes once (flush_later) when set */
+    struct end *relay;          /* this one's readcb moves what it got to that one's output
+                                   (flush_later), as the proxy relays, when set */
+    size_t relay_pending;       /* that one's px_sock_pending right after the flush_later */
     int freed;                  /* sk already freed by the test */
 } end;
 
@@ -84,6 +87,11 @@ static void on_read(px_sock *sk, void *arg)
         e->first_len = n;
     if (n > e->max_len)
         e->max_len = n;
+    if (e->relay) {
+        assert_int_equal(evbuffer_add(e->relay->sk->out, evbuffer_pullup(sk->in, -1), n), 0);
+        px_sock_flush_later(e->relay->sk);
+        e->relay_pending = px_sock_pending(e->relay->sk);
+    }
     assert_int_equal(evbuffer_add_buffer(e->got, sk->in), 0);
     if (e->hush && e->hush->reads == 0)
         px_sock_read(e->hush->sk, 0);
@@ -735,6 +743,46 @@ static void writecb_once_when_others_send_first(void **st)
     flush_later_case(1, MORE_IN_WRITECB);
 }
 
+/* n sockets (1 or 2) readable in one turn, each readcb relaying its bytes to a socket of its
+ * own with flush_later: a batch's only read sends at once (nothing to batch it with, and the
+ * callback's later work stays off the latency); with two reads the sends wait for the turn's
+ * end and go together.  Every relayed message arrives. */
+static void relay_case(int n)
+{
+    struct event_base *base = loop_open(1);
+    end from[2], to[2];
+    char want[2][MSG_MAX];
+    size_t len[2];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        end_open(&from[i], base, 0);
+        end_open(&to[i], base, 0);
+        from[i].relay = &to[i];
+    }
+    settle(base);
+    for (i = 0; i < n; i++)
+        len[i] = send_msg(&from[i], want[i], i);
+    TURN_UNTIL(base, delivered(from, n) == n);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(from[i].relay_pending, n == 1 ? 0 : len[i]);
+        receive_all(base, &to[i], (const unsigned char *)want[i], len[i]);
+        check_got(&from[i], want[i], len[i]);
+    }
+    for (i = 0; i < n; i++) {
+        end_close(&from[i]);
+        end_close(&to[i]);
+    }
+    loop_close(base);
+}
+
+static void a_lone_reads_sends_go_at_once(void **st)
+{
+    (void)st;
+    relay_case(1);
+    relay_case(2);
+}
+
 /* ---- batching off ---- */
 
 static void batching_off_is_the_plain_path(void **st)
@@ -763,6 +811,7 @@ int main(void)
         cmocka_unit_test(sends_of_one_turn_go_together),
         cmocka_unit_test(flush_later_waits_for_the_turns_end),
         cmocka_unit_test(writecb_once_when_others_send_first),
+        cmocka_unit_test(a_lone_reads_sends_go_at_once),
         cmocka_unit_test(batching_off_is_the_plain_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
