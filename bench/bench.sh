@@ -279,10 +279,7 @@ med() {  # case target metric: median of the rounds
 verdict() { [ "$1" = 1 ] && echo met || echo "NOT met"; }
 
 sidecar_rows() {  # the sidecar-layout small case's rows (the req/s target's layout)
-    local m rd rl rn
-    for t in $TARGETS; do
-        for m in rps p50 p99 cpu_us user_us sys_us box_us core_srv core_cli; do eval "local D_${m}_$t=$(med sidecar $t $m)"; done
-    done
+    local rd rl rn      # the medians are the D_* variables set beside the other cases' below
     rd=$D_rps_direct rl=$D_rps_litebrain rn=$D_rps_nginx
     echo "| small /api/generate, wrk -c$SMALL_CONNS, sidecar layout: the sim pinned beside the server on core $SERVER_CPU, wrk on core $CLIENT_CPU (proxy and Ollama share the pod's CPUs, the client is elsewhere) | req/s | $rd | $rl | $rn | $(ratio $rl $rn) | ≥ 1.20 | $(verdict $(awk -v a=$rl -v b=$rn 'BEGIN{print (a >= 1.2 * b)}')) |"
     echo "| | req/s, litebrain / nginx of each round (median of the $ROUNDS pairs) | | | | $(med sidecar pair rps_ratio) | | |"
@@ -311,6 +308,7 @@ capped_rows() {  # the capped small case's rows, or one saying why it did not ru
 }
 for t in $TARGETS; do
     for m in rps p50 p99 cpu_us user_us sys_us box_us box_busy; do eval "S_${m}_$t=$(med small $t $m)"; done
+    for m in rps p50 p99 cpu_us user_us sys_us box_us core_srv core_cli; do eval "D_${m}_$t=$(med sidecar $t $m)"; done
     for m in ttfb ttfb99 lag lag99 gap; do eval "T_${m}_$t=$(med stream $t $m)"; done
     eval "O_ttfb_$t=$(med solo $t ttfb)"
     eval "O_add_$t=$(med solo $t add)"
